@@ -1,0 +1,1 @@
+"""Midgard: the per-node GPU and system agent, and the cluster-wide aggregator."""

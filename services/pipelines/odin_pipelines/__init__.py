@@ -1,0 +1,1 @@
+"""The pipelines service: a git repository of pipeline definitions."""

@@ -1,0 +1,1 @@
+"""The scheduler service: jobs, tasks, events and logs; the DAG engine and its executors."""

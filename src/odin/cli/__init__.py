@@ -1,0 +1,1 @@
+"""The `odin` command line."""

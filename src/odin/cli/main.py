@@ -1,0 +1,46 @@
+"""`odin`: the command line for the Odin suite.
+
+Each command group lives in its own module with a `register(subparsers)` function that adds
+its sub-commands; each sub-command sets `func(args) -> int` as its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute commands, in help order.
+COMMAND_MODULES = (
+    "odin.cli.dev",
+    "odin.cli.jobs",
+    "odin.cli.pipelines",
+    "odin.cli.users",
+    "odin.cli.nodes",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odin", description="Run and watch machine-learning pipelines with Odin.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

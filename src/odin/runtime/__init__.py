@@ -1,0 +1,1 @@
+"""The shared service runtime: config, logging, errors, interceptors and the gRPC server."""

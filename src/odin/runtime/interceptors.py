@@ -1,0 +1,153 @@
+"""Server interceptors: error mapping with per-call logging, and a base for handler wrappers.
+
+grpc.aio interceptors see the method handler, not the call, so each interceptor here
+returns a copy of the handler whose behaviour is wrapped. The first interceptor in the
+server's list is the outermost, so the error interceptor goes first and maps what any
+later one (authentication, say) raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from odin.runtime.errors import OdinError, Unimplemented, to_status
+
+log = logging.getLogger("odin.rpc")
+
+UnaryBehavior = Callable[[Any, aio.ServicerContext], Awaitable[Any]]
+StreamBehavior = Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]
+# Calls that are too frequent or too dull to log at info level.
+_QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps unary and server-streaming behaviours; subclasses implement `around`."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method: str = details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler  # client-streaming methods: none in the Odin API
+
+    def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> Any:
+            await self.before(method, request, context)
+            return await behavior(request, context)
+
+        return self.around(method, call)
+
+    def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            await self.before(method, request, context)
+            async for item in behavior(request, context):
+                yield item
+
+        return self.around_stream(method, call)
+
+    async def before(self, method: str, request: Any, context: aio.ServicerContext) -> None:
+        """Runs before the handler; raise an OdinError to refuse the call."""
+
+    def around(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        return behavior
+
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        return behavior
+
+
+class ErrorInterceptor(WrappingInterceptor):
+    """Maps exceptions to statuses, never leaking internals, and logs each call with its duration."""
+
+    def around(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                code = _code_name(exc)
+                await _abort_for(exc, method, context)
+                raise
+            finally:
+                _log_call(method, code, started)
+
+        return call
+
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            code, sent = "OK", 0
+            try:
+                async for item in behavior(request, context):
+                    sent += 1
+                    yield item
+            except BaseException as exc:
+                code = _code_name(exc)
+                await _abort_for(exc, method, context)
+                raise
+            finally:
+                _log_call(method, code, started, messages=sent)
+
+        return call
+
+
+def _code_name(exc: BaseException) -> str:
+    if isinstance(exc, NotImplementedError):
+        return "UNIMPLEMENTED"
+    if isinstance(exc, OdinError):
+        return exc.code
+    if isinstance(exc, aio.AbortError):
+        return "ABORTED_BY_HANDLER"
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
+async def _abort_for(exc: BaseException, method: str, context: aio.ServicerContext) -> None:
+    """Aborts the call with the status for `exc`; `context.abort` raises, ending the handler."""
+    if isinstance(exc, aio.AbortError | asyncio.CancelledError | GeneratorExit):
+        return
+    if isinstance(exc, OdinError):
+        error = exc
+    elif isinstance(exc, NotImplementedError):  # the generated base servicer's answer
+        error = Unimplemented(f"{method} is not implemented yet")
+    else:
+        incident = uuid.uuid4().hex[:12]
+        log.error("unhandled error", exc_info=exc, extra={"method": method, "incident": incident})
+        error = OdinError(f"internal error (incident {incident})", reason="INTERNAL")
+    status = to_status(error)
+    await context.abort(
+        grpc.StatusCode[error.code],
+        error.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+
+
+def _log_call(method: str, code: str, started: float, **fields: Any) -> None:
+    level = logging.DEBUG if method.startswith(_QUIET_PREFIXES) else logging.INFO
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms, **fields})

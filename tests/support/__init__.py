@@ -1,0 +1,1 @@
+"""Test helpers: real service processes, a private PostgreSQL, polling assertions."""
