@@ -1,10 +1,13 @@
 """Generate every artifact derived from protos/: the one command for generated code.
 
-Usage: python tools/generate.py [--check]
+Usage: python tools/generate.py [--check | --all]
 
-Writes the Python messages, gRPC stubs and their .pyi types under src/odin/<service>/v1/.
+Writes the committed artifacts: the Python messages, gRPC stubs and their .pyi types under
+src/odin/<service>/v1/, and the gateway's descriptor set (src/odin/gateway/odin.protoset).
 With --check it generates into a temporary directory and fails when the committed
 files differ, so CI catches stale generated code.
+With --all it also generates the Go (clients/go/gen) and Java (Maven, clients/java) code,
+which is built, not committed (see tools/generate_clients.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make `tools` importable
+
+from tools import generate_clients  # noqa: E402
+
 PROTO_ROOT = ROOT / "protos"
 VENDORED = ROOT / "third_party" / "googleapis"
 PY_OUT = ROOT / "src"
@@ -72,6 +79,10 @@ def check() -> int:
         expected, actual = generated_paths(fresh), generated_paths(PY_OUT)
         stale = [str(p) for p in expected if p not in actual or not filecmp.cmp(fresh / p, PY_OUT / p, shallow=False)]
         stale += [f"{p} (not generated any more)" for p in actual if p not in expected and p.suffix != ".pyc"]
+        descriptors = generate_clients.descriptor_set_bytes(fresh)
+        committed = generate_clients.DESCRIPTOR_SET
+        if not committed.exists() or committed.read_bytes() != descriptors:
+            stale.append(str(committed.relative_to(ROOT)))
     if stale:
         print("generated code is stale; run `python tools/generate.py`:", *stale, sep="\n  ")
         return 1
@@ -82,12 +93,22 @@ def check() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if committed generated files are stale")
-    if parser.parse_args().check:
+    parser.add_argument("--all", action="store_true", help="also generate the Go and Java client code")
+    args = parser.parse_args()
+    if args.check:
         return check()
     for service in SERVICES:
         shutil.rmtree(PY_OUT / "odin" / service, ignore_errors=True)
     generate_python(PY_OUT)
     print(f"generated {len(generated_paths(PY_OUT))} files under {PY_OUT.relative_to(ROOT)}/odin")
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_clients.write_descriptor_set(generate_clients.DESCRIPTOR_SET, Path(tmp))
+    print(f"generated {generate_clients.DESCRIPTOR_SET.relative_to(ROOT)}")
+    if args.all:
+        generate_clients.generate_go()
+        print(f"generated Go code under {generate_clients.GO_DIR.relative_to(ROOT)}/gen")
+        generate_clients.generate_java()
+        print(f"generated Java code under {generate_clients.JAVA_DIR.relative_to(ROOT)}/target")
     return 0
 
 

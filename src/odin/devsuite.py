@@ -25,6 +25,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from odin.gateway import suite as gateway
+from odin.gateway.process import GatewayError
+
 LOOPBACK = "127.0.0.1"
 DEV_ADMIN = "admin"
 
@@ -48,6 +51,7 @@ def _auth_env(state: Path, addr: Mapping[str, str]) -> dict[str, str]:
         "ODIN_AUTH_KEYS_PATH": str(state / "keys"),
         "ODIN_AUTH_BOOTSTRAP_ADMIN_USERNAME": DEV_ADMIN,
         "ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE": str(state / "admin-password"),
+        "ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_FILE": str(state / "service-token"),
     }
 
 
@@ -132,9 +136,11 @@ class Suite:
         self.info_path.write_text(json.dumps({"services": started, "started_at": time.time()}, indent=2))
         try:
             self._wait_healthy(started, timeout)
+            started[gateway.NAME] = self._start_gateway(addresses, timeout)
         except SuiteError:
             self.down()
             raise
+        self.info_path.write_text(json.dumps({"services": started, "started_at": time.time()}, indent=2))
         return started
 
     def down(self, grace: float = 15.0) -> list[str]:
@@ -155,8 +161,16 @@ class Suite:
         """Each service's health status name, or why it could not be read."""
         info = self.info() or {}
         with ThreadPoolExecutor(len(info) or 1) as pool:
-            results = pool.map(lambda e: _health(str(e["address"]), 2.0), info.values())
+            results = pool.map(lambda item: _entry_health(*item), info.items())
         return dict(zip(info, results, strict=True))
+
+    def _start_gateway(self, addresses: Mapping[str, str], timeout: float) -> dict[str, object]:
+        """Envoy in front of the services, started once they are healthy (its health checks need them)."""
+        listen, admin = f"{LOOPBACK}:{free_port()}", f"{LOOPBACK}:{free_port()}"
+        try:
+            return gateway.start(self.state_dir, addresses, listen, admin, timeout)
+        except GatewayError as exc:
+            raise SuiteError(f"the gateway did not start: {exc}") from exc
 
     def _spawn(self, spec: ServiceSpec, addresses: Mapping[str, str]) -> subprocess.Popen[bytes]:
         host, port = addresses[spec.name].rsplit(":", 1)
@@ -164,6 +178,8 @@ class Suite:
         env.update(spec.env(self.state_dir, addresses))
         if spec.name != "auth":
             env[f"{spec.prefix}_AUTH_ADDRESS"] = addresses["auth"]
+            # The services' own calls to each other use the API token the auth service writes here.
+            env[f"{spec.prefix}_AUTH_TOKEN_FILE"] = str(self.state_dir / "service-token")
         log = (self.state_dir / "logs" / f"{spec.name}.log").open("ab")
         command = shutil.which(spec.command, path=str(Path(sys.executable).parent)) or spec.command
         proc = subprocess.Popen([command], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -200,6 +216,10 @@ def _health(address: str, timeout: float) -> str:
             return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
     except grpc.RpcError as exc:
         return f"UNREACHABLE ({exc.code().name})"
+
+
+def _entry_health(name: str, entry: Mapping[str, object]) -> str:
+    return gateway.status(entry) if name == gateway.NAME else _health(str(entry["address"]), 2.0)
 
 
 def _alive(pid: int) -> bool:

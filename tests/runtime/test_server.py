@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from support import auth
+from support.clients import channel
 from support.processes import ServiceProcess, wait_serving
 from support.waiting import assert_eventually
 
@@ -30,7 +33,7 @@ def slow_server(tmp_path: Path) -> Iterator[ServiceProcess]:
     log = tmp_path / "slow.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, str(SCRIPT), str(port)], stdout=out, stderr=out,
-                                start_new_session=True)
+                                start_new_session=True, env={**os.environ, **auth.service_env("slow-test")})
     service = ServiceProcess("slow-test", f"127.0.0.1:{port}", proc, log)
     wait_serving(service)
     yield service
@@ -38,7 +41,7 @@ def slow_server(tmp_path: Path) -> Iterator[ServiceProcess]:
 
 
 def stub(address: str) -> pb_grpc.SchedulerServiceStub:
-    return pb_grpc.SchedulerServiceStub(grpc.insecure_channel(address))
+    return pb_grpc.SchedulerServiceStub(channel(address))
 
 
 def details(error: grpc.RpcError) -> dict[str, object]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odin.devsuite import _health, free_port
+from support import auth
 
 BIN = Path(sys.executable).parent
 
@@ -63,7 +64,8 @@ def start_service(
     """Starts `odin-<name>` on a free port and waits until its health check is SERVING."""
     prefix = "ODIN_" + name.upper().replace("-", "_")
     port = port or free_port()
-    full_env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port), **(env or {})}
+    full_env = {**os.environ, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
+                **_default_auth(name, prefix, env or {}), **(env or {})}
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     with log_path.open("ab") as log:
@@ -73,6 +75,13 @@ def start_service(
     if wait_healthy:
         wait_serving(service, timeout)
     return service
+
+
+def _default_auth(name: str, prefix: str, env: Mapping[str, str]) -> dict[str, str]:
+    """Non-auth services verify with the test JWKS unless the test configures auth itself."""
+    if name == "auth" or any(key.startswith(f"{prefix}_AUTH_") for key in env):
+        return {}
+    return auth.service_env(name)
 
 
 def wait_serving(service: ServiceProcess, timeout: float = 20.0) -> None:

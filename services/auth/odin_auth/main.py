@@ -1,27 +1,166 @@
-"""`odin-auth`: runs the auth service."""
+"""`odin-auth`: runs the auth service; `odin-auth rotate-keys` makes a new signing key.
+
+Settings (ODIN_AUTH_<KEY>): `store_url` and `keys_path` are required; the first admin comes
+from `bootstrap_admin_username` with `bootstrap_admin_password_file` (or
+`bootstrap_admin_password`) and is created only when no admin exists.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import dataclasses
+import logging
+import os
+import secrets
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc
+from odin.runtime.config import ConfigError, load_config
+from odin.runtime.errors import Unauthenticated
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
+from odin.runtime.tokens import LEEWAY_SECONDS, KeyCache, Role, TokenSettings, TokenVerifier, jwks_document
+from odin_auth.core import AuthCore
+from odin_auth.keyring import KeyRing
+from odin_auth.passwords import Argon2Parameters, Passwords
+from odin_auth.servicer import ROLES, AuthServicer
+from odin_auth.store import Database, Store
+from odin_auth.throttle import LoginThrottle
+
+log = logging.getLogger("odin.auth")
+SERVICE_USER = "odin-system"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class AuthConfig(ServerConfig):
     """Auth settings (environment: ODIN_AUTH_<KEY>)."""
 
+    store_url: str  # sqlite:///path/auth.db or postgresql://…
+    keys_path: Path  # directory of the signing keys (created with mode 0700)
+    access_token_minutes: float = 10.0
+    refresh_token_hours: float = 7 * 24.0
+    key_rotation_days: float = 30.0  # 0: rotate only with `odin-auth rotate-keys`
+    argon2_memory_kib: int = Argon2Parameters.memory_kib
+    argon2_time_cost: int = Argon2Parameters.time_cost
+    argon2_parallelism: int = Argon2Parameters.parallelism
+    login_free_failures_per_user: int = 5
+    login_free_failures_per_client: int = 20
+    bootstrap_admin_username: str = ""
+    bootstrap_admin_password_file: Path | None = None
+    bootstrap_admin_password: str = ""  # prefer the file: environments leak
+    # When set, an `odin-system` admin robot's API token is written here (0600) for the other
+    # services' own calls (their `auth_token_file`).
+    bootstrap_service_token_file: Path | None = None
 
-class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    """Every RPC answers UNIMPLEMENTED until the service lands."""
+
+def build_core(config: AuthConfig) -> AuthCore:
+    settings = TokenSettings(config.auth_issuer, config.auth_audience, int(config.access_token_minutes * 60))
+    db = Database(config.store_url)
+    db.create_schema()
+    return AuthCore(
+        Store(db),
+        Passwords(Argon2Parameters(config.argon2_memory_kib, config.argon2_time_cost, config.argon2_parallelism)),
+        key_ring(config),
+        settings,
+        refresh_seconds=config.refresh_token_hours * 3600,
+        throttle_user=LoginThrottle(free_failures=config.login_free_failures_per_user),
+        throttle_client=LoginThrottle(free_failures=config.login_free_failures_per_client),
+    )
+
+
+def key_ring(config: AuthConfig) -> KeyRing:
+    # Retired keys stay published until every token they signed has expired.
+    retain = config.access_token_minutes * 60 + 2 * LEEWAY_SECONDS
+    return KeyRing(config.keys_path, retain_seconds=retain, rotate_after_seconds=config.key_rotation_days * 86400)
 
 
 async def setup(config: AuthConfig, runtime: ServiceRuntime) -> None:
+    try:
+        core = await asyncio.to_thread(build_core, config)
+    except ValueError as exc:
+        raise ConfigError(f"ODIN_AUTH_STORE_URL: {exc}") from None
+    runtime.on_stop(lambda: asyncio.to_thread(core.store.db.close))
+    await bootstrap(config, core)
+
+    async def local_jwks() -> dict[str, object]:
+        return jwks_document(core.keys.public_keys())
+
+    verifier = TokenVerifier(KeyCache(local_jwks, max_age_seconds=1.0, min_refresh_seconds=0.0), core.settings)
+    runtime.auth.use(verifier, core.api_token_identity)
+    runtime.add_dependency_check("store", lambda: asyncio.to_thread(core.store.db.ping))
     name = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-    runtime.add_service(name, auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServicer())  # type: ignore[abstract]
+    runtime.add_service(name, auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServicer(core), roles=ROLES)
+
+
+async def bootstrap(config: AuthConfig, core: AuthCore) -> None:
+    if config.bootstrap_admin_username:
+        await core.bootstrap_admin(config.bootstrap_admin_username, _bootstrap_password(config))
+    if config.bootstrap_service_token_file:
+        await _bootstrap_service_token(core, config.bootstrap_service_token_file)
+
+
+def _bootstrap_password(config: AuthConfig) -> str:
+    path = config.bootstrap_admin_password_file
+    if path is None:
+        if not config.bootstrap_admin_password:
+            raise ConfigError("ODIN_AUTH_BOOTSTRAP_ADMIN_USERNAME is set but neither "
+                              "ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE nor ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD is")
+        return config.bootstrap_admin_password
+    try:
+        if path.stat().st_mode & 0o077:
+            log.warning("the bootstrap password file is readable by others", extra={"path": str(path)})
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE: cannot read {path}: {exc.strerror}") from None
+
+
+async def _bootstrap_service_token(core: AuthCore, path: Path) -> None:
+    """Makes sure `path` holds a working API token of the `odin-system` admin robot."""
+    existing = await asyncio.to_thread(_read_if_exists, path)
+    if existing:
+        try:
+            await core.api_token_identity(existing)
+            return
+        except Unauthenticated:
+            log.warning("the service token file holds no valid token; writing a new one", extra={"path": str(path)})
+    if await asyncio.to_thread(core.store.get_user, SERVICE_USER) is None:
+        # A random password nobody keeps: the robot gets in only with its API token.
+        await core.create_user(SERVICE_USER, "Odin services", "", Role.ADMIN, secrets.token_urlsafe(48))
+    new = await core.create_api_token(SERVICE_USER, "service calls between Odin services", None)
+    await asyncio.to_thread(_write_secret, path, new.secret)
+
+
+def _read_if_exists(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret)
+    temporary.replace(path)
+
+
+def rotate_keys(argv: Sequence[str]) -> int:
+    """`odin-auth rotate-keys [--config FILE]`: a new signing key; old ones verify until their tokens expire."""
+    parser = argparse.ArgumentParser(prog="odin-auth rotate-keys", description=rotate_keys.__doc__)
+    parser.add_argument("--config", help="YAML configuration file (also ODIN_AUTH_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(AuthConfig, "ODIN_AUTH", file=args.config)
+    except ConfigError as exc:
+        print(f"odin-auth: {exc}", file=sys.stderr)
+        return 2
+    print(key_ring(config).rotate())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve_main("auth", AuthConfig, setup, argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["rotate-keys"]:
+        return rotate_keys(args[1:])
+    return serve_main("auth", AuthConfig, setup, args)

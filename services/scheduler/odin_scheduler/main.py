@@ -2,25 +2,119 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 
+from odin.runtime.auth import authenticated_channel
+from odin.runtime.config import ConfigError
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
+from odin.runtime.tokens import Role
 from odin.scheduler.v1 import scheduler_pb2, scheduler_pb2_grpc
+from odin_scheduler.engine import Engine, EngineConfig
+from odin_scheduler.executor.base import Executor
+from odin_scheduler.paths import Layout
+from odin_scheduler.service import Scheduler
+from odin_scheduler.store import Store, open_store
+from odin_scheduler.watch import EventHub
+
+# The least role each RPC needs. Users change only their own jobs; admins any (see service.py).
+ROLES = {
+    "GetJob": Role.VIEWER,
+    "ListJobs": Role.VIEWER,
+    "GetTask": Role.VIEWER,
+    "ListTasks": Role.VIEWER,
+    "ListJobEvents": Role.VIEWER,
+    "WatchJob": Role.VIEWER,
+    "WatchJobs": Role.VIEWER,
+    "StreamTaskLogs": Role.VIEWER,
+    "CreateJob": Role.USER,
+    "CancelJob": Role.USER,
+    "RetryJob": Role.USER,
+    "DeleteJob": Role.USER,
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class SchedulerConfig(ServerConfig):
     """Scheduler settings (environment: ODIN_SCHEDULER_<KEY>)."""
 
+    # `sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user@host:port/db`.
+    store_url: str = ""
+    # Root of every job's files: workspaces, pipeline files, logs.
+    run_path: Path = Path()
+    # The pipelines service (host:port) that resolves PipelineRef sources; empty: inline pipelines only.
+    pipelines_address: str = ""
+    # `local` (host processes) or `instant` (no processes; for benchmarks).
+    executor: str = "local"
+    # The most task attempts running at once across all jobs.
+    max_parallel_tasks: int = 64
+    # Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
+    kill_grace_seconds: float = 5.0
+    # Seconds of quiet after which watch streams send a heartbeat.
+    heartbeat_seconds: float = 10.0
 
-class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
-    """Every RPC answers UNIMPLEMENTED until the engine lands."""
+
+def make_executor(config: SchedulerConfig) -> tuple[Executor, str | None]:
+    """The executor and the resource type its tasks are recorded with (None: the spec's)."""
+    if config.executor == "local":
+        from odin_scheduler.executor.local import LocalExecutor
+
+        return LocalExecutor(config.kill_grace_seconds), "Process"
+    if config.executor == "instant":
+        from odin_scheduler.executor.instant import InstantExecutor
+
+        return InstantExecutor(), "Process"
+    raise ConfigError(f"ODIN_SCHEDULER_EXECUTOR: unknown executor {config.executor!r} (use local or instant)")
+
+
+def check(config: SchedulerConfig) -> None:
+    if not config.store_url:
+        raise ConfigError("missing required configuration ODIN_SCHEDULER_STORE_URL (or `store_url` in the file)")
+    if config.run_path == Path():
+        raise ConfigError("missing required configuration ODIN_SCHEDULER_RUN_PATH (or `run_path` in the file)")
 
 
 async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
+    from odin_scheduler.servicer import SchedulerServicer
+    from odin_scheduler.sources import PipelineSources
+
+    check(config)
+    executor, resource_type = make_executor(config)
+    try:
+        store: Store = open_store(config.store_url)
+    except ValueError as exc:
+        raise ConfigError(f"ODIN_SCHEDULER_STORE_URL: {exc}") from None
+    await store.open()
+    layout = Layout(config.run_path.resolve())
+    engine = Engine(store, executor, layout, EngineConfig(max_parallel_tasks=config.max_parallel_tasks))
+    hub = EventHub(store)
+    await hub.start()
+    await engine.start()
+    scheduler = Scheduler(store, engine, hub, layout, resource_type=resource_type,
+                          heartbeat_seconds=config.heartbeat_seconds, stopping=runtime.stopping)  # fmt: skip
+    sources = PipelineSources(config.pipelines_address, lambda address: authenticated_channel(address, config))
+    close_hub_on_stop = asyncio.create_task(_close_when(runtime.stopping, hub))
+
+    async def cleanup() -> None:
+        close_hub_on_stop.cancel()
+        await hub.close()
+        await engine.stop()
+        await sources.close()
+        await store.close()
+
+    runtime.on_stop(cleanup)
+    runtime.add_dependency_check("store", store.ping)
     name = scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
-    runtime.add_service(name, scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, SchedulerServicer())  # type: ignore[abstract]
+    runtime.add_service(name, scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server,
+                        SchedulerServicer(scheduler, sources), roles=ROLES)  # fmt: skip
+
+
+async def _close_when(stopping: asyncio.Event, hub: EventHub) -> None:
+    """Streams end cleanly on shutdown: closing the hub wakes every watcher."""
+    await stopping.wait()
+    await hub.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

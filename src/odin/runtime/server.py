@@ -14,7 +14,8 @@ import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -22,9 +23,11 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from odin.runtime import auth
 from odin.runtime.config import ConfigError, load_config
 from odin.runtime.interceptors import ErrorInterceptor
 from odin.runtime.logs import configure_logging
+from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER, Role
 
 log = logging.getLogger("odin.runtime")
 
@@ -42,6 +45,13 @@ class ServerConfig:
     grace_seconds: float = 10.0
     log_level: str = "info"
     health_interval_seconds: float = 5.0
+    # Authentication (odin.runtime.auth): one of the first three must be set, or start-up fails.
+    auth_address: str = ""  # the auth service: JWKS from GetJwks, API tokens exchanged there
+    auth_jwks_file: Path | None = None  # a static JWKS file (tests, Kubernetes secret)
+    auth_disabled: bool = False  # every caller is a local admin: for experiments only
+    auth_issuer: str = DEFAULT_ISSUER
+    auth_audience: str = DEFAULT_AUDIENCE
+    auth_token_file: Path | None = None  # this service's own bearer (JWT or API token) for outgoing calls
 
 
 DependencyCheck = Callable[[], Awaitable[bool]]
@@ -59,13 +69,20 @@ class ServiceRuntime:
         self._checks: dict[str, DependencyCheck] = {}
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._health = health.aio.HealthServicer()
+        self.auth = auth.interceptor_from_config(config)
         self.server = aio.server(
-            interceptors=[ErrorInterceptor(), *interceptors],
+            interceptors=[ErrorInterceptor(), self.auth, *interceptors],
             options=_channel_options(config.max_message_bytes),
         )
 
-    def add_service(self, full_name: str, register: Callable[[Any, aio.Server], None], servicer: Any) -> None:
-        """Registers a servicer, e.g. `add_service(NAME, add_XServicer_to_server, XServicer())`."""
+    def add_service(self, full_name: str, register: Callable[[Any, aio.Server], None], servicer: Any,
+                    roles: Mapping[str, Role] | None = None) -> None:
+        """Registers a servicer, e.g. `add_service(NAME, add_XServicer_to_server, XServicer(), roles=ROLES)`.
+
+        `roles` maps each RPC name to the least role that may call it (Role.ANONYMOUS: no token
+        needed); an RPC left out needs ADMIN.
+        """
+        self.auth.register(full_name, roles)
         register(servicer, self.server)
         self._service_names.append(full_name)
 
@@ -78,6 +95,7 @@ class ServiceRuntime:
         self._cleanups.append(cleanup)
 
     async def start(self) -> int:
+        auth.check_configured(self.auth, "ODIN_" + self.name.upper().replace("-", "_"))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
         _enable_reflection([*self._service_names, HEALTH_SERVICE], self.server)
         self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")

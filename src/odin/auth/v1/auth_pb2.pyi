@@ -893,3 +893,61 @@ class GetJwksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJwksResponse: _TypeAlias = GetJwksResponse  # noqa: Y015
+
+@_typing.final
+class ExchangeApiTokenRequest(_message.Message):
+    """Request message for AuthService.ExchangeApiToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_TOKEN_FIELD_NUMBER: _builtins.int
+    api_token: _builtins.str
+    """The API token's secret, as returned by CreateApiToken."""
+    def __init__(
+        self,
+        *,
+        api_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_token", b"api_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeApiTokenRequest: _TypeAlias = ExchangeApiTokenRequest  # noqa: Y015
+
+@_typing.final
+class ExchangeApiTokenResponse(_message.Message):
+    """Response message for AuthService.ExchangeApiToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    TOKEN_TYPE_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """The JWT to send as `authorization: Bearer <token>`; it carries the
+    role of the token's user.
+    """
+    token_type: _builtins.str
+    """Always `Bearer`."""
+    @_builtins.property
+    def access_token_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the access token expires (at most the access token lifetime, never
+        after the API token's own expire time).
+        """
+
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        access_token_expire_time: _timestamp_pb2.Timestamp | None = ...,
+        token_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token_expire_time", b"access_token_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "access_token_expire_time", b"access_token_expire_time", "token_type", b"token_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeApiTokenResponse: _TypeAlias = ExchangeApiTokenResponse  # noqa: Y015

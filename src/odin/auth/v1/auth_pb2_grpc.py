@@ -108,6 +108,11 @@ class AuthServiceStub:
                 request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
                 _registered_method=True)
+        self.ExchangeApiToken = channel.unary_unary(
+                '/odin.auth.v1.AuthService/ExchangeApiToken',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -222,6 +227,15 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeApiToken(self, request, context):
+        """Exchanges an API token for a short-lived access token (a JWT), so that
+        services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
+        when the API token is unknown, revoked, expired or its user disabled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +303,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetJwks,
                     request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.FromString,
                     response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.SerializeToString,
+            ),
+            'ExchangeApiToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeApiToken,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -651,6 +670,33 @@ class AuthService:
             '/odin.auth.v1.AuthService/GetJwks',
             odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksRequest.SerializeToString,
             odin_dot_auth_dot_v1_dot_auth__pb2.GetJwksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExchangeApiToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/ExchangeApiToken',
+            odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,11 @@ class AuthServiceStub:
     """Returns the public keys that verify access tokens, as a JSON Web Key Set.
     Open to everyone.
     """
+    ExchangeApiToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ExchangeApiTokenRequest, _auth_pb2.ExchangeApiTokenResponse]
+    """Exchanges an API token for a short-lived access token (a JWT), so that
+    services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
+    when the API token is unknown, revoked, expired or its user disabled.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -142,6 +147,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetJwksRequest, _auth_pb2.GetJwksResponse]  # type: ignore[assignment]
     """Returns the public keys that verify access tokens, as a JSON Web Key Set.
     Open to everyone.
+    """
+    ExchangeApiToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.ExchangeApiTokenRequest, _auth_pb2.ExchangeApiTokenResponse]  # type: ignore[assignment]
+    """Exchanges an API token for a short-lived access token (a JWT), so that
+    services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
+    when the API token is unknown, revoked, expired or its user disabled.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -275,6 +285,17 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_pb2.GetJwksResponse, _abc.Awaitable[_auth_pb2.GetJwksResponse]]:
         """Returns the public keys that verify access tokens, as a JSON Web Key Set.
         Open to everyone.
+        """
+
+    @_abc_1.abstractmethod
+    def ExchangeApiToken(
+        self,
+        request: _auth_pb2.ExchangeApiTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ExchangeApiTokenResponse, _abc.Awaitable[_auth_pb2.ExchangeApiTokenResponse]]:
+        """Exchanges an API token for a short-lived access token (a JWT), so that
+        services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
+        when the API token is unknown, revoked, expired or its user disabled.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

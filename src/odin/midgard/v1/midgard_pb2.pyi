@@ -534,6 +534,7 @@ class GpuProcess(_message.Message):
     CONTAINER_ID_FIELD_NUMBER: _builtins.int
     JOB_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    POD_UID_FIELD_NUMBER: _builtins.int
     pid: _builtins.int
     """The process id on the node."""
     process_name: _builtins.str
@@ -550,6 +551,10 @@ class GpuProcess(_message.Message):
     """The Odin job that owns the pod, `jobs/{job}`, when known."""
     task: _builtins.str
     """The Odin task that owns the pod, `jobs/{job}/tasks/{task}`, when known."""
+    pod_uid: _builtins.str
+    """The pod's UID, read from the process's cgroup; set even when the pod's
+    name cannot be resolved.
+    """
     def __init__(
         self,
         *,
@@ -561,10 +566,11 @@ class GpuProcess(_message.Message):
         container_id: _builtins.str = ...,
         job: _builtins.str = ...,
         task: _builtins.str = ...,
+        pod_uid: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_used_memory_bytes", b"_used_memory_bytes", "used_memory_bytes", b"used_memory_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_used_memory_bytes", b"_used_memory_bytes", "container_id", b"container_id", "job", b"job", "pid", b"pid", "pod_name", b"pod_name", "pod_namespace", b"pod_namespace", "process_name", b"process_name", "task", b"task", "used_memory_bytes", b"used_memory_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_used_memory_bytes", b"_used_memory_bytes", "container_id", b"container_id", "job", b"job", "pid", b"pid", "pod_name", b"pod_name", "pod_namespace", b"pod_namespace", "pod_uid", b"pod_uid", "process_name", b"process_name", "task", b"task", "used_memory_bytes", b"used_memory_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__used_memory_bytes: _TypeAlias = _typing.Literal["used_memory_bytes"]  # noqa: Y015
     _WhichOneofArgType__used_memory_bytes: _TypeAlias = _typing.Literal["_used_memory_bytes", b"_used_memory_bytes"]  # noqa: Y015

@@ -1,0 +1,201 @@
+"""PipelinesService over gRPC: unpack the request, call the repository in a thread, pack the answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from grpc import aio
+
+from odin.pipelines.v1 import pipelines_pb2 as pb
+from odin.pipelines.v1 import pipelines_pb2_grpc
+from odin.runtime import paging
+from odin.runtime.errors import InvalidArgument
+from odin_pipelines import convert, names, validation
+from odin_pipelines import files as pipeline_files
+from odin_pipelines.config import PipelinesConfig
+from odin_pipelines.identity import current_author
+from odin_pipelines.render_pool import RenderPool
+from odin_pipelines.repository import CommitInfo, PipelineRepository
+from odin_pipelines.sync import SyncState, SyncStatus, Upstream
+from odin_pipelines.templates import RenderError
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_MESSAGE_CHARS = 64 * 1024
+
+
+class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
+    def __init__(self, config: PipelinesConfig, repo: PipelineRepository, upstream: Upstream | None,
+                 renderer: RenderPool) -> None:
+        self.config = config
+        self.limits = config.limits()
+        self.repo = repo
+        self.upstream = upstream
+        self.renderer = renderer
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def ListPipelines(self, request: pb.ListPipelinesRequest, context: aio.ServicerContext) -> Any:
+        size = paging.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        filters = {"prefix": names.check_prefix(request.prefix), "revision": names.check_revision(request.revision)}
+        position = paging.decode_token(request.page_token, filters) or {}
+        views, more = await asyncio.to_thread(self.repo.list_pipelines, prefix=request.prefix, limit=size,
+                                              after=str(position.get("after", "")), revision=request.revision)
+        token = paging.encode_token({"after": views[-1].pipeline_id}, filters) if more else ""
+        return pb.ListPipelinesResponse(pipelines=[convert.pipeline(v) for v in views], next_page_token=token)
+
+    async def GetPipeline(self, request: pb.GetPipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id = names.parse_name(request.name)
+        view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+        return pb.GetPipelineResponse(pipeline=convert.pipeline(view))
+
+    async def ListPipelineRevisions(self, request: pb.ListPipelineRevisionsRequest,
+                                    context: aio.ServicerContext) -> Any:
+        pipeline_id = names.parse_name(request.name)
+        size = paging.page_size(request.page_size, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        position = paging.decode_token(request.page_token, {"name": request.name}) or {}
+        found, walked = await asyncio.to_thread(self.repo.history, pipeline_id, start=str(position.get("head", "")),
+                                                after=str(position.get("after", "")), limit=size)
+        token = paging.encode_token({"head": walked, "after": found[size - 1].commit}, {"name": request.name}) \
+            if len(found) > size else ""
+        return pb.ListPipelineRevisionsResponse(revisions=[convert.revision(r) for r in found[:size]],
+                                                next_page_token=token)
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    async def CreatePipeline(self, request: pb.CreatePipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id = _pipeline_id(request.pipeline_id, "pipeline_id")
+        given = [(f.path, f.content) for f in request.pipeline.files]
+        written, problems = pipeline_files.entries(given, "pipeline.files", self.limits)
+        pipeline_files.raise_if(problems)
+        self._check_written(pipeline_id, written, "pipeline.files", given)
+        message = _message(request.message, f"Create pipeline {pipeline_id}")
+        await self._pull_before_write()
+        view = await asyncio.to_thread(self.repo.create, pipeline_id, written, message, current_author())
+        await self._push_after_write()
+        return pb.CreatePipelineResponse(pipeline=convert.pipeline(view))
+
+    async def UpdatePipeline(self, request: pb.UpdatePipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id = names.parse_name(request.name)
+        expected = _required(request.expected_revision, "expected_revision")
+        given = [(f.path, f.content) for f in request.upsert_files]
+        written, problems = pipeline_files.entries(given, "upsert_files", self.limits)
+        deletes, delete_problems = pipeline_files.deletions(request.delete_paths, "delete_paths")
+        problems += delete_problems + [(f"delete_paths[{i}]", f"{p!r} is also in upsert_files")
+                                       for i, p in enumerate(deletes) if p in written]
+        pipeline_files.raise_if(problems)
+        self._check_written(pipeline_id, written, "upsert_files", given)
+        message = _message(request.message, f"Update pipeline {pipeline_id}")
+        await self._pull_before_write()
+        view = await asyncio.to_thread(self.repo.update, pipeline_id, expected, written, deletes, message,
+                                       current_author())
+        await self._push_after_write()
+        return pb.UpdatePipelineResponse(pipeline=convert.pipeline(view))
+
+    async def DeletePipeline(self, request: pb.DeletePipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id = names.parse_name(request.name)
+        expected = _required(request.expected_revision, "expected_revision")
+        message = _message(request.message, f"Delete pipeline {pipeline_id}")
+        await self._pull_before_write()
+        commit = await asyncio.to_thread(self.repo.delete, pipeline_id, expected, message, current_author())
+        await self._push_after_write()
+        return pb.DeletePipelineResponse(revision=convert.revision(commit))
+
+    # ---- validation and rendering ----------------------------------------------------------
+
+    async def ValidatePipeline(self, request: pb.ValidatePipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id, texts = await self._validation_source(request)
+        verdict = await asyncio.to_thread(validation.validate, pipeline_id, texts,
+                                          convert.parameters(request.parameters), self.renderer.render)
+        return pb.ValidatePipelineResponse(violations=convert.violations(verdict.violations),
+                                           task_order=list(verdict.task_order))
+
+    async def RenderPipeline(self, request: pb.RenderPipelineRequest, context: aio.ServicerContext) -> Any:
+        pipeline_id = names.parse_name(request.name)
+        view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+        parameters = validation.template_parameters(pipeline_id, convert.parameters(request.parameters))
+        rendered = await asyncio.to_thread(self._render, view.files or {}, parameters)
+        verdict = await asyncio.to_thread(validation.validate, pipeline_id, rendered, {}, self.renderer.render)
+        if verdict.violations:
+            raise InvalidArgument(f"the rendered pipeline is invalid: {verdict.violations[0]}",
+                                  [(v.field, v.description) for v in verdict.violations], reason="PIPELINE_INVALID")
+        return pb.RenderPipelineResponse(files=convert.files(rendered), revision=convert.revision(view.revision))
+
+    def _render(self, texts: Mapping[str, str], parameters: Mapping[str, Any]) -> dict[str, str]:
+        if not any(path.endswith(pipeline_files.TEMPLATE_SUFFIX) for path in texts):
+            return dict(texts)
+        try:
+            return self.renderer.render(texts, parameters)
+        except RenderError as exc:
+            raise InvalidArgument(f"cannot render the pipeline: {exc.field}: {exc.description}",
+                                  [(exc.field, exc.description)], reason="TEMPLATE_INVALID") from None
+
+    async def _validation_source(self, request: pb.ValidatePipelineRequest) -> tuple[str, dict[str, str]]:
+        source = request.WhichOneof("source")
+        if source == "name":
+            pipeline_id = names.parse_name(request.name)
+            view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+            return pipeline_id, view.files or {}
+        if source == "pipeline":
+            name = request.pipeline.name
+            pipeline_id = names.parse_name(name, "pipeline.name") if name else "pipeline"
+            given = [(f.path, f.content) for f in request.pipeline.files]
+            entries, problems = pipeline_files.entries(given, "pipeline.files", self.limits)
+            pipeline_files.raise_if(problems + pipeline_files.whole_problems(entries, "pipeline.files", self.limits))
+            return pipeline_id, {path: data.decode("utf-8") for path, data in entries.items()}
+        raise InvalidArgument.field("source", "set `name` or `pipeline`")
+
+    # ---- the repository and its upstream ---------------------------------------------------
+
+    async def GetRepository(self, request: pb.GetRepositoryRequest, context: aio.ServicerContext) -> Any:
+        return pb.GetRepositoryResponse(repository=await asyncio.to_thread(self._repository, self._status()))
+
+    async def SyncRepository(self, request: pb.SyncRepositoryRequest, context: aio.ServicerContext) -> Any:
+        status = await asyncio.to_thread(self.upstream.sync) if self.upstream else self._status()
+        return pb.SyncRepositoryResponse(repository=await asyncio.to_thread(self._repository, status))
+
+    def _status(self) -> SyncStatus:
+        return self.upstream.status if self.upstream else SyncStatus("", SyncState.NO_REMOTE)
+
+    def _repository(self, status: SyncStatus) -> pb.Repository:
+        head = self.repo.head()
+        return convert.repository(self.repo.branch, CommitInfo.of(head) if head else None, status)
+
+    async def _pull_before_write(self) -> None:
+        if self.upstream is not None and self.config.pull_before_write:
+            await asyncio.to_thread(self.upstream.sync)
+
+    async def _push_after_write(self) -> None:
+        if self.upstream is not None:
+            await asyncio.to_thread(self.upstream.sync)
+
+    def _check_written(self, pipeline_id: str, written: Mapping[str, bytes], field: str,
+                       given: Sequence[tuple[str, str]]) -> None:
+        if not self.config.validate_on_write:
+            return
+        field_of = {path: f"{field}[{index}]" for index, (path, _) in enumerate(given)}
+        validation.check_written(pipeline_id, {p: d.decode("utf-8") for p, d in written.items()}, field_of)
+
+
+def _pipeline_id(pipeline_id: str, field: str) -> str:
+    problem = names.pipeline_id_problem(pipeline_id)
+    if problem:
+        raise InvalidArgument.field(field, problem)
+    return pipeline_id
+
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    return value
+
+
+def _message(message: str, default: str) -> str:
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidArgument.field("message", f"must be at most {MAX_MESSAGE_CHARS} characters")
+    if "\0" in message:
+        raise InvalidArgument.field("message", "must not contain NUL characters")
+    text = message.strip() or default
+    return text if text.endswith("\n") else text + "\n"

@@ -1,0 +1,134 @@
+"""What each task of a job is to run, read from the job's stored spec, and its rendering at dispatch.
+
+The stored spec (`render_spec_dict` of the validated pipeline) is the only source: after a restart
+the engine rebuilds every plan from it. `${VAR}` variables and `^task.key` references are resolved
+when a task is dispatched, references against the stored records of the tasks they name.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odin.pipeline_spec import resolve_references, substitute, task_variables
+from odin_scheduler.model import Task
+from odin_scheduler.paths import Layout
+
+
+class RenderError(Exception):
+    """A variable or reference that cannot be resolved at dispatch time."""
+
+
+@dataclass(frozen=True)
+class Retries:
+    limit: int = 0
+    backoff_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+    factor: float = 2.0
+
+    def delay(self, retry: int, rng: random.Random | None = None) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random, so retries spread out."""
+        base = min(self.max_backoff_seconds, self.backoff_seconds * self.factor ** max(0, retry - 1))
+        return base / 2 + (rng or random).uniform(0, base / 2)
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    name: str
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    depends: tuple[str, ...]
+    resource_type: str
+    retries: Retries
+    timeout_seconds: float | None
+
+    @classmethod
+    def from_spec(cls, task: Mapping[str, Any]) -> TaskPlan:
+        retries = task.get("retries") or {}
+        return cls(
+            name=task["name"],
+            image=task.get("image", ""),
+            command=tuple(task.get("command") or ()),
+            args=tuple(task.get("args") or ()),
+            env=dict(task.get("env") or {}),
+            depends=tuple(task.get("depends") or ()),
+            resource_type=task.get("resource_type", "Pod"),
+            retries=Retries(**retries) if retries else Retries(),
+            timeout_seconds=task.get("timeout_seconds"),
+        )
+
+
+def plans(spec: Mapping[str, Any]) -> dict[str, TaskPlan]:
+    return {t["name"]: TaskPlan.from_spec(t) for t in spec["tasks"]}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+
+
+def render(plan: TaskPlan, job_id: str, layout: Layout, task_ids: str, tasks: Mapping[str, Task]) -> Rendered:
+    """Substitutes variables, then resolves `^` references against the stored task records.
+
+    `task_ids` is `${TASK_IDS}` (see `task_ids_variable`), computed once per job.
+    """
+    variables = task_variables(
+        plan.name, task_names=(), job_id=job_id, root_path=str(layout.root_path),
+        work_path=str(layout.work_path(job_id)), data_path=str(layout.root), run_path=str(layout.run_path(job_id)),
+    )  # fmt: skip
+    variables["TASK_IDS"] = task_ids
+
+    def lookup(name: str, keys: Sequence[str]) -> Any:
+        if name not in tasks:
+            raise RenderError(f'reference to unknown task "{name}"')
+        value: Any = task_record(tasks[name])
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+    try:
+        command = [_text(resolve_references(substitute(c, variables), lookup)) for c in plan.command]
+        args = [_text(resolve_references(substitute(a, variables), lookup)) for a in plan.args]
+        env = {k: _text(resolve_references(substitute(v, variables), lookup)) for k, v in plan.env.items()}
+    except (ValueError, KeyError) as exc:  # VariableError is a ValueError
+        raise RenderError(str(exc)) from None
+    return Rendered(tuple(command), tuple(args), env)
+
+
+def task_ids_variable(job_id: str, task_names: Sequence[str]) -> str:
+    """`${TASK_IDS}`: every task id of the job, as the original substituted it (a Python list repr)."""
+    return task_variables("", task_names=task_names, job_id=job_id, root_path="", work_path="")["TASK_IDS"]
+
+
+def task_record(task: Task) -> dict[str, Any]:
+    """What `^task.key` can read: the task's stored fields, as in the original's job store record."""
+    return {
+        "name": task.name,
+        "task_id": task.task_id,
+        "state": task.state.name,
+        "attempt": task.attempt,
+        "exit_code": task.exit_code,
+        "image": task.image,
+        "command": list(task.command),
+        "args": list(task.args),
+        "resource_type": task.resource_type,
+        "resource_id": task.resource_id,
+        "outputs": dict(task.outputs),
+    }
+
+
+def cwd(layout: Layout, job_id: str, task: Task) -> Path:
+    return layout.task_dir(job_id, task.task_id)
+
+
+def _text(value: Any) -> str:
+    # A whole-value reference may yield a list or mapping; a process argument must be text.
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,95 @@
+"""The executor interface every backend implements (local processes here; Kubernetes later).
+
+An executor runs one *attempt* of a task. Its `handle` is a small JSON-able mapping the engine
+stores with the task, so that after a scheduler restart `adopt` can find the attempt again.
+Errors say whether to retry: `TemporaryError` (the engine retries the call after `delay`) or
+`PermanentError` (the attempt fails; the task's retry policy decides what happens next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+Handle = Mapping[str, Any]
+
+
+class ExecutorError(Exception):
+    def __init__(self, message: str, *, reason: str = "ExecutorError") -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+class TemporaryError(ExecutorError):
+    """Try the same call again after `delay` seconds (e.g. the API server is briefly down)."""
+
+    def __init__(self, message: str, *, delay: float = 1.0, reason: str = "ExecutorUnavailable") -> None:
+        super().__init__(message, reason=reason)
+        self.delay = delay
+
+
+class PermanentError(ExecutorError):
+    """This attempt cannot run or be found (bad spec, lost process); it ends as failed."""
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """Everything an executor needs to run one attempt; rebuilt from the store after a restart."""
+
+    job_id: str
+    task: str
+    task_id: str
+    attempt: int
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    image: str
+    resource_type: str
+    cwd: Path
+    # Where the executor keeps the attempt's bookkeeping and its output (`output.log`).
+    attempt_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def log_file(self) -> Path:
+        return self.attempt_dir / "output.log"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended. `retryable=False` fails the task regardless of its retry policy."""
+
+    succeeded: bool
+    exit_code: int | None = None
+    reason: str = ""
+    message: str = ""
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    retryable: bool = True
+
+
+class Executor(Protocol):
+    name: str
+
+    async def start(self, run: TaskRun) -> Handle:
+        """Starts the attempt and returns its handle.
+
+        Idempotent per (task, attempt): when the attempt already exists (the scheduler died between
+        starting it and recording the handle) it is adopted instead of started twice.
+        """
+
+    async def adopt(self, run: TaskRun, handle: Handle) -> Handle:
+        """Finds a recorded attempt again after a restart; `wait` then follows it.
+
+        Raises PermanentError (reason `SchedulerRestarted`) when it is gone without a result.
+        """
+
+    async def wait(self, run: TaskRun, handle: Handle) -> Outcome:
+        """Waits until the attempt ends and says how."""
+
+    async def cancel(self, run: TaskRun, handle: Handle) -> None:
+        """Stops the attempt and everything it started; returns once it is stopped."""
+
+    def resource_id(self, handle: Handle) -> str:
+        """The id users see for the running object (a pid, a pod name)."""

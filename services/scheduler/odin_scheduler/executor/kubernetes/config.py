@@ -1,0 +1,35 @@
+"""Settings of the Kubernetes executor (one frozen object, built once by the scheduler's setup)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CleanupPolicy(StrEnum):
+    """What happens to an attempt's objects once it ended (its logs are already copied to the log store)."""
+
+    KEEP = "keep"
+    DELETE_ON_SUCCESS = "on_success"
+    ALWAYS = "always"
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    # Empty: in-cluster service-account credentials; otherwise the kubeconfig file to use.
+    kubeconfig: str = ""
+    context: str = ""
+    namespace: str = "default"
+    cleanup: CleanupPolicy = CleanupPolicy.DELETE_ON_SUCCESS
+    service_account: str = ""
+    image_pull_secrets: tuple[str, ...] = ()
+    # Added to every pod (e.g. to reach nodes dedicated to Odin); a task may add its own.
+    tolerations: tuple[Mapping[str, str], ...] = ()
+    # How long an attempt may sit on a problem it cannot get out of alone (ImagePullBackOff, a missing secret)
+    # before it fails; Unschedulable keeps waiting, since capacity may come (an autoscaler, a finished task).
+    stuck_timeout_seconds: float = 300.0
+    # Grace period given to the containers of a cancelled attempt.
+    delete_grace_seconds: int = 5
+    watch_timeout_seconds: int = 300
+    reconnect_max_seconds: float = 30.0

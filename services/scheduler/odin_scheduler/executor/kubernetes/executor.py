@@ -1,0 +1,336 @@
+"""The Kubernetes executor: one attempt = one object (Pod, Job, training job), followed through watches.
+
+start() creates the object under a deterministic name (`<job>-<task>-<attempt>`), so a repeated start finds it
+(AlreadyExists = adopt). wait() never polls: watches keep a cache of Odin's objects and pods, and each event
+wakes the waiter of that attempt, which re-reads the cache and decides (level-triggered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+
+from odin.pipeline_spec.model import RESOURCE_TYPE_ALIASES, TaskSpec
+from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun, TemporaryError
+from odin_scheduler.executor.kubernetes import names
+from odin_scheduler.executor.kubernetes.api import KubeApi, KubeApiError
+from odin_scheduler.executor.kubernetes.config import CleanupPolicy, KubernetesConfig
+from odin_scheduler.executor.kubernetes.handlers import HANDLERS, BuildContext, ResourceHandler, handler_for
+from odin_scheduler.executor.kubernetes.logs import AttemptLogs
+from odin_scheduler.executor.kubernetes.podspec import PodContext
+from odin_scheduler.executor.kubernetes.status import Obj, Phase, Status
+from odin_scheduler.executor.kubernetes.watch import ResourceWatch
+
+log = logging.getLogger("odin.scheduler.kubernetes")
+
+SpecOf = Callable[[TaskRun], TaskSpec]
+_UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
+RECHECK_SECONDS = 30.0  # a waiter re-reads its attempt at least this often, whatever the watches say
+
+
+def default_spec(run: TaskRun) -> TaskSpec:
+    """The task's validated spec when the engine passes it along (`run.spec`), else what TaskRun itself carries."""
+    spec = getattr(run, "spec", None)
+    if isinstance(spec, TaskSpec):
+        return spec
+    return TaskSpec(name=run.task, image=run.image, command=run.command, args=run.args, env=dict(run.env),
+                    resource_type=run.resource_type or "Pod")
+
+
+class KubernetesExecutor:
+    name = "kubernetes"
+
+    def __init__(self, config: KubernetesConfig, api: KubeApi | None = None, spec_of: SpecOf = default_spec) -> None:
+        self.config = config
+        self.api = api or KubeApi.from_config(config)
+        self._spec_of = spec_of
+        self._watches: dict[str, ResourceWatch] = {}
+        self._pods_by_run: dict[str, set[str]] = {}
+        self._index_lock = threading.Lock()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._progress: dict[str, Status] = {}
+        self._cancelled: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the Executor protocol ------------------------------------------------------------------------------
+    async def start(self, run: TaskRun) -> Handle:
+        key, handler = self._handler(run.resource_type)
+        spec = self._spec_of(run)
+        name = names.object_name(run.job_id, run.task, run.attempt)
+        handle = {"kind": key, "name": name, "namespace": self.config.namespace}
+        body = handler.build(self._context(run, spec, name))
+        self._ensure_watches(handler)
+        try:
+            created = await asyncio.to_thread(self.api.request, "POST",
+                                              handler.collection_path(self.config.namespace), body=body)
+        except KubeApiError as exc:
+            if exc.reason == "AlreadyExists":
+                return await self.adopt(run, handle)
+            raise _start_error(handler, exc) from None
+        except _UNREACHABLE as exc:
+            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+        return {**handle, "uid": created["metadata"].get("uid", "")}
+
+    async def adopt(self, run: TaskRun, handle: Handle) -> Handle:
+        key, handler = self._handler(str(handle.get("kind") or run.resource_type))
+        name = str(handle.get("name") or names.object_name(run.job_id, run.task, run.attempt))
+        namespace = str(handle.get("namespace") or self.config.namespace)
+        self._ensure_watches(handler)
+        obj = await self._get(handler, namespace, name)
+        if obj is None:
+            raise PermanentError(f"{handler.kind} {namespace}/{name} is gone and left no result",
+                                 reason="SchedulerRestarted")
+        labels = obj["metadata"].get("labels", {})
+        if labels.get(names.LABEL_RUN) != name or labels.get(names.MANAGED_BY) != names.MANAGER:
+            raise PermanentError(f"{handler.kind} {namespace}/{name} exists but was not created by Odin",
+                                 reason="NameConflict")
+        return {"kind": key, "name": name, "namespace": namespace, "uid": obj["metadata"].get("uid", ""),
+                "adopted": True}
+
+    async def wait(self, run: TaskRun, handle: Handle) -> Outcome:
+        _, handler = self._handler(str(handle["kind"]))
+        name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
+        self._ensure_watches(handler)
+        await self._synced(handler)
+        logs = AttemptLogs(self.api, namespace, run.log_file, labelled=handler.kind != "Pod")
+        try:
+            status = await self._follow(handler, namespace, name, logs)
+        finally:
+            self._cancelled.discard(name)
+        await asyncio.to_thread(logs.finish, self.pods_of(name), handler.replica_label)
+        await self._clean_up(handler, namespace, name, status)
+        return _outcome(status)
+
+    async def cancel(self, run: TaskRun, handle: Handle) -> None:
+        _, handler = self._handler(str(handle["kind"]))
+        name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
+        self._ensure_watches(handler)
+        self._cancelled.add(name)
+        await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
+        deadline = time.monotonic() + self.config.delete_grace_seconds + 30
+        while time.monotonic() < deadline and (self._watch(handler).get(name) or self.pods_of(name)):
+            await self._sleep_until_change(name, 1.0)
+
+    def resource_id(self, handle: Handle) -> str:
+        _, handler = self._handler(str(handle.get("kind", "Pod")))
+        return f"{handler.kind.lower()}/{handle.get('name', '')}"
+
+    # -- beyond the protocol --------------------------------------------------------------------------------
+    def progress(self, handle: Handle) -> Status | None:
+        """Where a waited-on attempt stands now (pending with a reason such as InsufficientGPU, running, ...)."""
+        return self._progress.get(str(handle.get("name")))
+
+    def pods_of(self, name: str) -> list[Obj]:
+        pods = self._watches.get(self._pod_path())
+        if pods is None:
+            return []
+        with self._index_lock:
+            pod_names = sorted(self._pods_by_run.get(name, ()))
+        return [pod for pod in (pods.get(p) for p in pod_names) if pod is not None]
+
+    async def events(self, handle: Handle) -> list[dict[str, Any]]:
+        """Kubernetes events of the attempt's object and its pods, oldest first."""
+        name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
+        involved = [name, *(p["metadata"]["name"] for p in self.pods_of(name))]
+        found: list[dict[str, Any]] = []
+        for obj_name in dict.fromkeys(involved):
+            body = await asyncio.to_thread(self.api.request, "GET", f"/api/v1/namespaces/{namespace}/events",
+                                           [("fieldSelector", f"involvedObject.name={obj_name}")])
+            found += body.get("items", [])
+        return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    async def sweep(self, live: set[str]) -> list[str]:
+        """Deletes Odin's objects whose attempt the scheduler no longer tracks (names not in `live`)."""
+        deleted = []
+        for handler in self._watched_handlers():
+            watch = self._watch(handler)
+            await asyncio.to_thread(watch.synced.wait, 30)
+            for obj in watch.select(lambda o: _is_orphan(o, live)):
+                await self._delete(handler, self.config.namespace, obj["metadata"]["name"], grace=0)
+                deleted.append(obj["metadata"]["name"])
+        return deleted
+
+    def watch_stats(self) -> dict[str, dict[str, int]]:
+        return {path: {"relists": w.relists, "reconnects": w.reconnects} for path, w in self._watches.items()}
+
+    async def close(self) -> None:
+        for watch in self._watches.values():
+            watch.stop()
+        self.api.close()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _handler(self, resource_type: str) -> tuple[str, ResourceHandler]:
+        key = RESOURCE_TYPE_ALIASES.get(resource_type, resource_type) or "Pod"
+        handler = handler_for(key)
+        if handler is None:
+            raise PermanentError(f"resource_type {resource_type!r} is not supported by the Kubernetes executor",
+                                 reason="UnsupportedResourceType")
+        return key, handler
+
+    def _watched_handlers(self) -> list[ResourceHandler]:
+        """One handler per watched collection (ElasticJob shares PyTorchJob's)."""
+        by_path: dict[str, ResourceHandler] = {}
+        for handler in HANDLERS.values():
+            by_path.setdefault(handler.collection_path(self.config.namespace), handler)
+        return [handler for path, handler in by_path.items() if path in self._watches]
+
+    def _context(self, run: TaskRun, spec: TaskSpec, name: str) -> BuildContext:
+        owner = str(getattr(run, "owner", "") or "")
+        labels = names.labels_for(run.job_id, run.task, owner, run.attempt, name)
+        annotations = {names.ANNOTATION_TASK_ID: run.task_id, names.ANNOTATION_JOB_ID: run.job_id}
+        env = {**run.env, "ODIN_TASK_ID": run.task_id, "ODIN_JOB_ID": run.job_id, "ODIN_ATTEMPT": str(run.attempt)}
+        pod = PodContext(run_name=name, labels=labels, annotations=annotations, env=env)
+        return BuildContext(name=name, namespace=self.config.namespace, spec=spec, pod=pod, config=self.config)
+
+    def _pod_path(self) -> str:
+        return f"/api/v1/namespaces/{self.config.namespace}/pods"
+
+    def _watch(self, handler: ResourceHandler) -> ResourceWatch:
+        return self._watches[handler.collection_path(self.config.namespace)]
+
+    def _ensure_watches(self, handler: ResourceHandler) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        for path in (self._pod_path(), handler.collection_path(self.config.namespace)):
+            if path not in self._watches:
+                on_change = self._on_pod_change if path == self._pod_path() else self._on_object_change
+                watch = ResourceWatch(self.api, path, names.managed_selector(), on_change,
+                                      watch_timeout=self.config.watch_timeout_seconds,
+                                      reconnect_max=self.config.reconnect_max_seconds)
+                self._watches[path] = watch
+                watch.start()
+
+    async def _synced(self, handler: ResourceHandler) -> None:
+        for watch in (self._watches[self._pod_path()], self._watch(handler)):
+            while not await asyncio.to_thread(watch.synced.wait, 5.0):
+                log.warning("waiting for the first list of %s: %s", watch.path, watch.error or "no answer yet")
+
+    def _on_pod_change(self, pod: Obj) -> None:
+        """Called by the pod watch thread: index the pod under its attempt, then wake that attempt's waiter."""
+        meta = pod.get("metadata", {})
+        run = meta.get("labels", {}).get(names.LABEL_RUN)
+        if not run:
+            return
+        with self._index_lock:
+            pods = self._pods_by_run.setdefault(run, set())
+            if pod.get("odin/deleted"):
+                pods.discard(meta["name"])
+            else:
+                pods.add(meta["name"])
+            if not pods:
+                del self._pods_by_run[run]
+        self._notify(run)
+
+    def _on_object_change(self, obj: Obj) -> None:
+        run = obj.get("metadata", {}).get("labels", {}).get(names.LABEL_RUN)
+        if run:
+            self._notify(run)
+
+    def _notify(self, run: str) -> None:
+        if self._loop is not None and self._waiters.get(run):
+            self._loop.call_soon_threadsafe(self._wake, run)
+
+    def _wake(self, run: str) -> None:
+        for event in self._waiters.get(run, ()):
+            event.set()
+
+    async def _sleep_until_change(self, name: str, timeout: float) -> None:
+        event = asyncio.Event()
+        self._waiters.setdefault(name, set()).add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters[name].discard(event)
+
+    async def _follow(self, handler: ResourceHandler, namespace: str, name: str, logs: AttemptLogs) -> Status:
+        """Re-reads the attempt on every change until it ends (or is stuck for too long)."""
+        stuck_since: float | None = None
+        while True:
+            obj = self._watch(handler).get(name) or await self._get(handler, namespace, name)
+            if obj is None or obj.get("odin/deleted"):
+                return _vanished(handler, name, name in self._cancelled)
+            pods = self.pods_of(name)
+            for pod in pods:
+                logs.ensure(pod, handler.replica_label(pod))
+            status = handler.status(obj, pods)
+            self._progress[name] = status
+            if status.done:
+                return status
+            stuck_since = (stuck_since or time.monotonic()) if status.stuck else None
+            if stuck_since is not None and time.monotonic() - stuck_since > self.config.stuck_timeout_seconds:
+                return Status(Phase.FAILED, status.reason, f"{status.message} (gave up after "
+                              f"{self.config.stuck_timeout_seconds:.0f}s)", stuck=True)
+            timeout = RECHECK_SECONDS if stuck_since is None else min(
+                RECHECK_SECONDS, self.config.stuck_timeout_seconds - (time.monotonic() - stuck_since) + 0.05)
+            await self._sleep_until_change(name, max(0.05, timeout))
+
+    async def _get(self, handler: ResourceHandler, namespace: str, name: str) -> Obj | None:
+        try:
+            return await asyncio.to_thread(self.api.request, "GET", handler.object_path(namespace, name))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise TemporaryError(f"reading {handler.kind} {name}: {exc}", delay=2.0) from None
+        except _UNREACHABLE as exc:
+            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+
+    async def _delete(self, handler: ResourceHandler, namespace: str, name: str, grace: int) -> None:
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
+                "gracePeriodSeconds": grace}
+        try:
+            await asyncio.to_thread(self.api.request, "DELETE", handler.object_path(namespace, name), body=body)
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise TemporaryError(f"deleting {handler.kind} {name}: {exc}", delay=2.0) from None
+        except _UNREACHABLE as exc:
+            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+
+    async def _clean_up(self, handler: ResourceHandler, namespace: str, name: str, status: Status) -> None:
+        policy = self.config.cleanup
+        doomed = status.stuck or policy == CleanupPolicy.ALWAYS or (
+            policy == CleanupPolicy.DELETE_ON_SUCCESS and status.phase == Phase.SUCCEEDED)
+        self._progress.pop(name, None)
+        if doomed:
+            try:
+                await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
+            except TemporaryError as exc:
+                log.warning("cleanup of %s %s failed (the sweeper will retry): %s", handler.kind, name, exc)
+
+
+def _is_orphan(obj: Obj, live: set[str]) -> bool:
+    """An attempt's own object (not a pod some controller made for it) whose attempt nobody tracks."""
+    meta = obj["metadata"]
+    run = meta.get("labels", {}).get(names.LABEL_RUN)
+    return run == meta["name"] and run not in live and not meta.get("deletionTimestamp")
+
+
+def _start_error(handler: ResourceHandler, exc: KubeApiError) -> Exception:
+    if exc.status == 404:
+        return PermanentError(f"the cluster does not serve {handler.kind} ({handler.api_version}): {exc.message}",
+                              reason="KindNotInstalled")
+    if exc.status in (400, 422):
+        return PermanentError(f"the cluster rejected the {handler.kind}: {exc.message}", reason="InvalidObject")
+    if exc.status in (401, 403):
+        return PermanentError(f"not allowed to create the {handler.kind}: {exc.message}", reason="Forbidden")
+    return TemporaryError(f"creating the {handler.kind}: {exc}", delay=2.0)
+
+
+def _vanished(handler: ResourceHandler, name: str, cancelled: bool) -> Status:
+    if cancelled:
+        return Status(Phase.FAILED, "Cancelled", f"{handler.kind} {name} was deleted by a cancel")
+    return Status(Phase.FAILED, "Deleted", f"{handler.kind} {name} was deleted before it finished")
+
+
+def _outcome(status: Status) -> Outcome:
+    if status.phase == Phase.SUCCEEDED:
+        return Outcome(True, status.exit_code if status.exit_code is not None else 0)
+    # An image that cannot be pulled or a missing secret will not fix itself on a retry.
+    return Outcome(False, status.exit_code, status.reason, status.message, retryable=not status.stuck)

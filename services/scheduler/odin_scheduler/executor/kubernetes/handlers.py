@@ -1,0 +1,179 @@
+"""Resource handlers: how each `resource_type` becomes a Kubernetes object and how its state is read back.
+
+A new kind of training job is one entry in HANDLERS (a TrainingJobHandler with its kind, plural, replica field
+and roles); a kind that needs different mapping subclasses ResourceHandler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from odin.pipeline_spec.model import TaskSpec
+from odin_scheduler.executor.kubernetes.config import KubernetesConfig
+from odin_scheduler.executor.kubernetes.podspec import PodContext, pod_template
+from odin_scheduler.executor.kubernetes.status import Obj, Status, job_status, pod_status, training_job_status
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a handler needs to build the object of one attempt."""
+
+    name: str
+    namespace: str
+    spec: TaskSpec
+    pod: PodContext
+    config: KubernetesConfig
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "namespace": self.namespace, "labels": dict(self.pod.labels),
+                "annotations": dict(self.pod.annotations)}
+
+
+class ResourceHandler:
+    kind = ""
+    api_version = ""
+    plural = ""
+
+    def collection_path(self, namespace: str) -> str:
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/namespaces/{namespace}/{self.plural}"
+
+    def object_path(self, namespace: str, name: str) -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
+        raise NotImplementedError
+
+    def replica_label(self, pod: Obj) -> str:
+        """How a pod is named in a multi-pod attempt's log ("worker-1"); the pod name by default."""
+        return str(pod["metadata"]["name"])
+
+
+class PodHandler(ResourceHandler):
+    kind, api_version, plural = "Pod", "v1", "pods"
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        template = pod_template(ctx.spec, ctx.pod, ctx.config, container_name="main", gpus=ctx.spec.num_gpus)
+        spec = template["spec"]
+        if ctx.spec.timeout_seconds:
+            spec["activeDeadlineSeconds"] = max(1, int(ctx.spec.timeout_seconds))
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": ctx.metadata(), "spec": spec}
+
+    def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
+        return pod_status(obj)
+
+
+class JobHandler(ResourceHandler):
+    """batch/v1 Job. Odin retries attempts itself, so the Job never retries (backoffLimit 0); `num_workers` > 1
+    makes an Indexed Job with that many pods running at once."""
+
+    kind, api_version, plural = "Job", "batch/v1", "jobs"
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        workers = max(1, ctx.spec.num_workers)
+        template = pod_template(ctx.spec, ctx.pod, ctx.config, container_name="main", gpus=ctx.spec.num_gpus)
+        spec: dict[str, Any] = {"backoffLimit": 0, "completions": workers, "parallelism": workers,
+                                "template": template}
+        if workers > 1:
+            spec["completionMode"] = "Indexed"
+        if ctx.spec.timeout_seconds:
+            spec["activeDeadlineSeconds"] = max(1, int(ctx.spec.timeout_seconds))
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": ctx.metadata(), "spec": spec}
+
+    def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
+        return job_status(obj, pods)
+
+    def replica_label(self, pod: Obj) -> str:
+        index = pod["metadata"].get("labels", {}).get("batch.kubernetes.io/job-completion-index")
+        return f"worker-{index}" if index is not None else str(pod["metadata"]["name"])
+
+
+WORKERS = -1  # a role's replica count: the task's num_workers
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    replicas: int = WORKERS
+    gpus: bool = True  # whether the role's pods get the task's num_gpus (an MPI launcher does not)
+
+
+@dataclass(frozen=True)
+class TrainingJobHandler(ResourceHandler):
+    """A Kubeflow-style training job: one pod template per role under `<replica_field>`; status conditions
+    Created/Running/Succeeded/Failed. One instance per kind; see HANDLERS."""
+
+    kind: str = ""
+    plural: str = ""
+    replica_field: str = ""
+    container_name: str = ""
+    roles: tuple[Role, ...] = ()
+    api_version: str = "kubeflow.org/v1"
+    restart_policy: str = "Never"
+    extra_spec: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        replicas = {}
+        for role in self.roles:
+            count = max(1, ctx.spec.num_workers) if role.replicas == WORKERS else role.replicas
+            template = pod_template(ctx.spec, ctx.pod, ctx.config, container_name=self.container_name,
+                                    gpus=ctx.spec.num_gpus if role.gpus else 0, restart_policy=self.restart_policy)
+            replicas[role.name] = {"replicas": count, "restartPolicy": self.restart_policy, "template": template}
+        run_policy: dict[str, Any] = {"cleanPodPolicy": "None", "backoffLimit": 0}
+        if ctx.spec.timeout_seconds:
+            run_policy["activeDeadlineSeconds"] = max(1, int(ctx.spec.timeout_seconds))
+        spec = {"runPolicy": run_policy, self.replica_field: replicas, **self.job_spec(ctx)}
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": ctx.metadata(), "spec": spec}
+
+    def job_spec(self, ctx: BuildContext) -> dict[str, Any]:
+        """Kind-specific top-level spec fields."""
+        return dict(self.extra_spec)
+
+    def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
+        return training_job_status(obj, pods)
+
+    def replica_label(self, pod: Obj) -> str:
+        labels = pod["metadata"].get("labels", {})
+        role = labels.get("training.kubeflow.org/replica-type")
+        index = labels.get("training.kubeflow.org/replica-index")
+        return f"{role.lower()}-{index}" if role and index is not None else str(pod["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class MPIJobHandler(TrainingJobHandler):
+    def job_spec(self, ctx: BuildContext) -> dict[str, Any]:
+        return {"slotsPerWorker": max(1, ctx.spec.num_gpus), **self.extra_spec}
+
+
+@dataclass(frozen=True)
+class ElasticJobHandler(TrainingJobHandler):
+    """Elastic PyTorch: a PyTorchJob whose workers rendezvous among themselves (c10d), no master."""
+
+    def job_spec(self, ctx: BuildContext) -> dict[str, Any]:
+        workers = max(1, ctx.spec.num_workers)
+        return {"elasticPolicy": {"minReplicas": workers, "maxReplicas": workers, "rdzvBackend": "c10d",
+                                  "maxRestarts": 0}, **self.extra_spec}
+
+
+HANDLERS: dict[str, ResourceHandler] = {
+    "Pod": PodHandler(),
+    "Job": JobHandler(),
+    "TFJob": TrainingJobHandler(kind="TFJob", plural="tfjobs", replica_field="tfReplicaSpecs",
+                                container_name="tensorflow", roles=(Role("Worker"),)),
+    "PyTorchJob": TrainingJobHandler(kind="PyTorchJob", plural="pytorchjobs", replica_field="pytorchReplicaSpecs",
+                                     container_name="pytorch", roles=(Role("Master", 1), Role("Worker"))),
+    "MPIJob": MPIJobHandler(kind="MPIJob", plural="mpijobs", replica_field="mpiReplicaSpecs", container_name="mpi",
+                            roles=(Role("Launcher", 1, gpus=False), Role("Worker"))),
+    "ElasticJob": ElasticJobHandler(kind="PyTorchJob", plural="pytorchjobs", replica_field="pytorchReplicaSpecs",
+                                    container_name="pytorch", roles=(Role("Worker"),)),
+}
+
+
+def handler_for(resource_type: str) -> ResourceHandler | None:
+    return HANDLERS.get(resource_type) or HANDLERS.get(
+        {name.lower(): name for name in HANDLERS}.get(resource_type.lower(), ""))

@@ -1,0 +1,205 @@
+"""The local executor: each attempt is a host process group running `command` + `args`.
+
+Every attempt runs under a tiny `sh` wrapper in its own session (so its process group can be killed
+whole) that first claims the attempt by creating `pid` with noclobber (a second start of the same
+attempt cannot run the command twice), runs the command with output going to `output.log`, and
+writes the command's exit status to `exitcode`. Because the status lands in a file, an attempt that
+outlived a scheduler crash still has a known result when the restarted scheduler adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun
+
+log = logging.getLogger("odin.scheduler.local")
+
+# $0 is the attempt directory, "$@" the command. Exit 125 without an `exitcode` file means "the
+# attempt was already claimed by another start"; the executor then adopts the claimer.
+WRAPPER = 'set -C; echo $$ > "$0/pid" || exit 125; "$@"; c=$?; echo $c > "$0/exitcode"; exit $c'
+CLAIMED_EXIT = 125
+POLL_SECONDS = 0.2
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, kill_grace_seconds: float = 5.0) -> None:
+        self.kill_grace_seconds = kill_grace_seconds
+        self._children: dict[int, asyncio.subprocess.Process] = {}
+
+    async def start(self, run: TaskRun) -> Handle:
+        run.attempt_dir.mkdir(parents=True, exist_ok=True)
+        run.cwd.mkdir(parents=True, exist_ok=True)
+        existing = _read_pid(run.attempt_dir)
+        if existing is not None:
+            return await self.adopt(run, {"pid": existing, "dir": str(run.attempt_dir)})
+        proc = await self._spawn(run)
+        start_time = _create_time(proc.pid)
+        self._children[proc.pid] = proc
+        return {"pid": proc.pid, "start_time": start_time, "dir": str(run.attempt_dir)}
+
+    async def adopt(self, run: TaskRun, handle: Handle) -> Handle:
+        pid = int(handle.get("pid") or _read_pid(run.attempt_dir) or 0)
+        if not pid:
+            # Recorded as running but never claimed: start it now (the claim keeps it single).
+            return await self.start(run)
+        recorded = handle.get("start_time")
+        alive = _create_time(pid)
+        same = alive is not None and (recorded is None or abs(alive - float(recorded)) < 0.01)
+        if not same and _read_exit_code(run.attempt_dir) is None:
+            raise PermanentError(
+                f"process {pid} of attempt {run.attempt} is gone and left no exit status",
+                reason="SchedulerRestarted",
+            )
+        return {"pid": pid, "start_time": alive if same else recorded, "dir": str(run.attempt_dir), "adopted": True}
+
+    async def wait(self, run: TaskRun, handle: Handle) -> Outcome:
+        pid = int(handle["pid"])
+        child = self._children.pop(pid, None)
+        if child is not None:
+            returncode: int | None = await child.wait()
+        else:
+            await _wait_foreign(pid, handle.get("start_time"))
+            returncode = None
+        code = _read_exit_code(run.attempt_dir)
+        if code is None and returncode == CLAIMED_EXIT and (claimer := _read_pid(run.attempt_dir)) != pid:
+            return await self.wait(run, await self.adopt(run, {"pid": claimer}))
+        return _outcome(run, code, returncode)
+
+    async def cancel(self, run: TaskRun, handle: Handle) -> None:
+        pid = int(handle["pid"])
+        if not _same_process(pid, handle.get("start_time")):
+            return
+        _signal_group(pid, signal.SIGTERM)
+        deadline = asyncio.get_running_loop().time() + self.kill_grace_seconds
+        # A process group has no exit notification to await; poll it for the grace period.
+        while _group_alive(pid) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        _signal_group(pid, signal.SIGKILL)
+
+    def resource_id(self, handle: Handle) -> str:
+        return str(handle.get("pid", ""))
+
+    async def _spawn(self, run: TaskRun) -> asyncio.subprocess.Process:
+        with run.log_file.open("ab") as output:
+            try:
+                return await asyncio.create_subprocess_exec(
+                    "/bin/sh", "-c", WRAPPER, str(run.attempt_dir), *run.command, *run.args,
+                    cwd=run.cwd, env=_environment(run), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=output, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                )  # fmt: skip
+            except OSError as exc:
+                raise PermanentError(f"cannot start the task: {exc.strerror or exc}", reason="StartFailed") from None
+
+
+def _environment(run: TaskRun) -> dict[str, str]:
+    """The scheduler's environment without its own settings, then the task's env and Odin's variables."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+    return {
+        **base,
+        **run.env,
+        "ODIN_TASK_ID": run.task_id,
+        "ODIN_JOB_ID": run.job_id,
+        "ODIN_OUTPUTS": str(run.attempt_dir / "outputs.json"),
+    }
+
+
+def _outcome(run: TaskRun, code: int | None, returncode: int | None) -> Outcome:
+    if code == 0:
+        return _with_outputs(run)
+    if code is not None:
+        return Outcome(False, code, "NonZeroExit", f"exited with status {code}")
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        return Outcome(False, 128 - returncode, "Killed", f"killed by {name}")
+    return Outcome(False, None, "SchedulerRestarted", "the process ended without an exit status")
+
+
+def _with_outputs(run: TaskRun) -> Outcome:
+    path = run.attempt_dir / "outputs.json"
+    if not path.exists():
+        return Outcome(True, 0)
+    try:
+        outputs = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return Outcome(False, 0, "InvalidOutputs", f"$ODIN_OUTPUTS is not valid JSON: {exc}", retryable=False)
+    if not isinstance(outputs, dict):
+        return Outcome(False, 0, "InvalidOutputs", "$ODIN_OUTPUTS must hold a JSON object", retryable=False)
+    return Outcome(True, 0, outputs=outputs)
+
+
+def _read_pid(attempt_dir: Path) -> int | None:
+    try:
+        return int((attempt_dir / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_exit_code(attempt_dir: Path) -> int | None:
+    try:
+        return int((attempt_dir / "exitcode").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _same_process(pid: int, start_time: Any) -> bool:
+    alive = _create_time(pid)
+    return alive is not None and (start_time is None or abs(alive - float(start_time)) < 0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _wait_foreign(pid: int, start_time: Any) -> None:
+    """Waits for a process that is not our child (adopted after a restart): pidfd, else polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        while _same_process(pid, start_time):  # noqa: ASYNC110 (no pidfd: polling is all there is)
+            await asyncio.sleep(POLL_SECONDS)
+        return
+    if not _same_process(pid, start_time):
+        os.close(fd)
+        return
+    loop = asyncio.get_running_loop()
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, on_exit)
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+

@@ -1,0 +1,250 @@
+"""The scheduler's use cases, free of gRPC: what each RPC does once its request is unpacked."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from odin.pipeline_spec import PipelineInvalid, PipelineSpec, load_pipeline
+from odin.runtime import paging
+from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from odin_scheduler import logs
+from odin_scheduler.engine import Engine
+from odin_scheduler.engine.decide import NotRetryable
+from odin_scheduler.engine.engine import JobNotFound
+from odin_scheduler.identity import Caller
+from odin_scheduler.jobs import MAIN_FILE, NewJob, RequestedOptions, ResolvedPipeline, build_job, new_job_id
+from odin_scheduler.model import Event, Job, JobFilter, Task, TaskState
+from odin_scheduler.paths import Layout
+from odin_scheduler.store.base import JobCursor, Store
+from odin_scheduler.watch import EventHub, Heartbeat, watch_events
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Job] | list[Task] | list[Event]
+    next_page_token: str = ""
+    total_size: int = 0
+
+
+@dataclass(frozen=True)
+class LogPiece:
+    data: bytes
+    offset: int
+    attempt: int
+
+
+class Scheduler:
+    def __init__(self, store: Store, engine: Engine, hub: EventHub, layout: Layout, *, resource_type: str | None,
+                 heartbeat_seconds: float = 10.0, stopping: asyncio.Event | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.engine = engine
+        self.hub = hub
+        self.layout = layout
+        self.resource_type = resource_type
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stopping = stopping or asyncio.Event()
+
+    # -- jobs --------------------------------------------------------------------------------------------
+
+    async def create_job(self, resolved: ResolvedPipeline, *, owner: str, options: RequestedOptions,
+                         labels: Mapping[str, str], parameters: Mapping[str, object], request_id: str,
+                         validate_only: bool, now_us: int) -> Job:  # fmt: skip
+        """Validates, stores and starts a job; nothing is stored when anything is invalid."""
+        spec = _load(resolved)
+        new = NewJob(spec, resolved.pipeline or spec.name, resolved.revision, owner, options, labels, parameters,
+                     request_id)  # fmt: skip
+        job, tasks, events = build_job(new, new_job_id(spec.name), now_us, self.resource_type)
+        if validate_only:
+            return job
+        work = self.layout.work_path(job.id)
+        _materialise(work, resolved)
+        try:
+            stored, created = await self.engine.create_job(job, tasks, events)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        if not created:
+            shutil.rmtree(work, ignore_errors=True)
+        return stored
+
+    async def get_job(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise _job_not_found(job_id)
+        return job
+
+    async def list_jobs(self, where: JobFilter, page_size: int, page_token: str, include_total: bool) -> Page:
+        filters = _filter_key(where)
+        position = paging.decode_token(page_token, filters)
+        after = JobCursor(int(position["t"]), str(position["i"])) if position else None
+        jobs = await self.store.list_jobs(where, page_size + 1, after)
+        token = ""
+        if len(jobs) > page_size:
+            jobs = jobs[:page_size]
+            token = paging.encode_token({"t": jobs[-1].create_us, "i": jobs[-1].id}, filters)
+        total = await self.store.count_jobs(where) if include_total else 0
+        return Page(jobs, token, total)
+
+    async def cancel_job(self, job_id: str, message: str, caller: Caller) -> Job:
+        _check_owner(await self.get_job(job_id), caller)
+        try:
+            return await self.engine.cancel_job(job_id, message)
+        except JobNotFound:
+            raise _job_not_found(job_id) from None
+
+    async def retry_job(self, job_id: str, caller: Caller) -> Job:
+        _check_owner(await self.get_job(job_id), caller)
+        try:
+            return await self.engine.retry_job(job_id)
+        except JobNotFound:
+            raise _job_not_found(job_id) from None
+        except NotRetryable as exc:
+            raise FailedPrecondition(
+                f"job {job_id} is {exc.args[0]}: only failed or cancelled jobs can be retried",
+                reason="JOB_NOT_RETRYABLE", metadata={"job": f"jobs/{job_id}", "state": exc.args[0]},
+            ) from None  # fmt: skip
+
+    async def delete_job(self, job_id: str, force: bool, caller: Caller) -> None:
+        job = await self.get_job(job_id)
+        _check_owner(job, caller)
+        if not job.state.terminal:
+            if not force:
+                raise FailedPrecondition(
+                    f"job {job_id} is {job.state.name}: cancel it first or delete with force",
+                    reason="JOB_RUNNING", metadata={"job": f"jobs/{job_id}"},
+                )  # fmt: skip
+            await self.cancel_job(job_id, "deleted", caller)
+        try:
+            await self.engine.delete_job(job_id)
+        except JobNotFound:
+            raise _job_not_found(job_id) from None
+
+    # -- tasks and events ------------------------------------------------------------------------------
+
+    async def get_task(self, job_id: str, name: str) -> Task:
+        task = await self.store.get_task(job_id, name)
+        if task is None:
+            raise NotFound(f"task {name} of job {job_id} not found", reason="TASK_NOT_FOUND",
+                           metadata={"task": f"jobs/{job_id}/tasks/{name}"})  # fmt: skip
+        return task
+
+    async def list_tasks(self, job_id: str, states: frozenset[TaskState], page_size: int, page_token: str) -> Page:
+        await self.get_job(job_id)
+        filters = {"job": job_id, "states": sorted(states)}
+        position = paging.decode_token(page_token, filters)
+        after = int(position["p"]) if position else -1
+        tasks = [
+            t for t in await self.store.list_tasks(job_id) if t.position > after and (not states or t.state in states)
+        ]
+        if len(tasks) <= page_size:
+            return Page(tasks)
+        tasks = tasks[:page_size]
+        return Page(tasks, paging.encode_token({"p": tasks[-1].position}, filters))
+
+    async def list_events(self, job_id: str, after_seq: int, page_size: int, page_token: str) -> Page:
+        await self.get_job(job_id)
+        filters = {"job": job_id, "after": after_seq}
+        position = paging.decode_token(page_token, filters)
+        cursor = int(position["s"]) if position else after_seq
+        events = await self.store.list_events(cursor, job_id=job_id, limit=page_size + 1)
+        if len(events) <= page_size:
+            return Page(events)
+        events = events[:page_size]
+        return Page(events, paging.encode_token({"s": events[-1].seq}, filters))
+
+    # -- streams ------------------------------------------------------------------------------------------
+
+    async def watch_job(self, job_id: str, after_seq: int) -> AsyncIterator[Event | Heartbeat]:
+        """The job's events after the cursor; ends after the event that ends the job."""
+        await self.get_job(job_id)
+
+        async def everything(event: Event) -> bool:
+            return True
+
+        stream = watch_events(self.hub, self.store, after_seq, everything, job_id=job_id,
+                              heartbeat_seconds=self.heartbeat_seconds, stopping=self.stopping)  # fmt: skip
+        async for item in stream:
+            yield item
+            if isinstance(item, Event) and item.ends_job and await self._ended_at(job_id, item.seq):
+                return
+
+    async def watch_jobs(self, where: JobFilter, after_seq: int) -> AsyncIterator[Event | Heartbeat]:
+        """Events of matching jobs; `after_seq` 0 starts at the newest event."""
+        cursor = after_seq or self.hub.latest
+        jobs: dict[str, Job | None] = {}
+
+        async def matching(event: Event) -> bool:
+            if not (where.pipeline or where.owner or where.labels):
+                return True
+            if event.job_id not in jobs:
+                if len(jobs) > 10_000:
+                    jobs.clear()
+                jobs[event.job_id] = await self.store.get_job(event.job_id)
+            job = jobs[event.job_id]
+            return job is not None and where.matches(job)
+
+        stream = watch_events(self.hub, self.store, cursor, matching, heartbeat_seconds=self.heartbeat_seconds,
+                              stopping=self.stopping)  # fmt: skip
+        async for item in stream:
+            yield item
+
+    async def _ended_at(self, job_id: str, seq: int) -> bool:
+        """True unless the job was retried after this terminal event (then the stream goes on)."""
+        job = await self.store.get_job(job_id)
+        return job is None or (job.state.terminal and job.last_event_seq <= seq)
+
+    async def task_logs(self, job_id: str, name: str, *, follow: bool, offset: int,
+                        attempt: int) -> AsyncIterator[LogPiece]:  # fmt: skip
+        task = await self.get_task(job_id, name)
+        if attempt < 0 or attempt > max(task.attempt, 0):
+            raise InvalidArgument.field("attempt", f"the task has {task.attempt} attempt(s)")
+        number = attempt or task.attempt
+        if number == 0:
+            return  # never dispatched: no output yet
+        path = self.layout.log_file(job_id, name, number)
+
+        async def ended() -> bool:
+            current = await self.store.get_task(job_id, name)
+            return current is None or current.attempt != number or current.state is not TaskState.RUNNING
+
+        async for position, data in logs.follow_log(path, offset, follow=follow, ended=ended, stopping=self.stopping):
+            yield LogPiece(data, position, number)
+
+
+def _load(resolved: ResolvedPipeline) -> PipelineSpec:
+    try:
+        return load_pipeline(resolved.main_yml, default_name=resolved.pipeline or "flow")
+    except PipelineInvalid as exc:
+        violations = [(f"{resolved.field}.{v.field}" if v.field else resolved.field, v.description)
+                      for v in exc.violations]  # fmt: skip
+        summary = "; ".join(f"{f}: {d}" for f, d in violations[:3]) + ("; …" if len(violations) > 3 else "")
+        raise InvalidArgument(f"the pipeline is invalid: {summary}", violations, reason="PIPELINE_INVALID") from None
+
+
+def _materialise(work: Path, resolved: ResolvedPipeline) -> None:
+    """Writes the pipeline's files where `${WORK_PATH}` points."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MAIN_FILE).write_text(resolved.main_yml)
+    for relative, content in resolved.files.items():
+        target = work / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
+def _filter_key(where: JobFilter) -> dict[str, object]:
+    return {"p": where.pipeline, "s": sorted(where.states), "o": where.owner, "l": dict(sorted(where.labels.items()))}
+
+
+def _check_owner(job: Job, caller: Caller) -> None:
+    """Users change only their own jobs; admins change any."""
+    if not caller.admin and job.owner != caller.name:
+        raise PermissionDenied(f"job {job.id} belongs to {job.owner}", reason="NOT_JOB_OWNER",
+                               metadata={"job": f"jobs/{job.id}", "owner": job.owner})  # fmt: skip
+
+
+def _job_not_found(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id} not found", reason="JOB_NOT_FOUND", metadata={"job": f"jobs/{job_id}"})

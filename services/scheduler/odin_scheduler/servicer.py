@@ -1,0 +1,115 @@
+"""SchedulerService over gRPC: unpack the request, call the domain (`service.Scheduler`), pack the reply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from odin.runtime import paging
+from odin.runtime.errors import InvalidArgument
+from odin.scheduler.v1 import scheduler_pb2 as pb
+from odin.scheduler.v1 import scheduler_pb2_grpc
+from odin_scheduler import convert
+from odin_scheduler.identity import current_caller
+from odin_scheduler.service import Scheduler
+from odin_scheduler.sources import PipelineSources
+from odin_scheduler.watch import Heartbeat
+
+JOBS_PAGE = (50, 500)  # (default, maximum) page sizes
+TASKS_PAGE = (100, 1000)
+EVENTS_PAGE = (100, 1000)
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    def __init__(self, scheduler: Scheduler, sources: PipelineSources) -> None:
+        self.scheduler = scheduler
+        self.sources = sources
+
+    async def CreateJob(self, request: pb.CreateJobRequest, context: Any) -> pb.CreateJobResponse:
+        convert.check_create(request)
+        options = convert.requested_options(request.options)
+        resolved = await self.sources.resolve(request)
+        job = await self.scheduler.create_job(
+            resolved, owner=current_caller().name, options=options, labels=dict(request.labels),
+            parameters=convert.struct_dict(request.parameters), request_id=request.request_id,
+            validate_only=request.validate_only, now_us=time.time_ns() // 1000,
+        )  # fmt: skip
+        return pb.CreateJobResponse(job=convert.job(job))
+
+    async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=convert.job(await self.scheduler.get_job(convert.job_id(request.name))))
+
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Any) -> pb.ListJobsResponse:
+        size = _page_size(request.page_size, JOBS_PAGE)
+        me = current_caller().name
+        where = convert.job_filter(request.pipeline, request.states, request.owner, request.labels, me)
+        page = await self.scheduler.list_jobs(where, size, request.page_token, request.include_total_size)
+        jobs = [convert.job(j) for j in page.items]  # type: ignore[arg-type]
+        return pb.ListJobsResponse(jobs=jobs, next_page_token=page.next_page_token, total_size=page.total_size)
+
+    async def CancelJob(self, request: pb.CancelJobRequest, context: Any) -> pb.CancelJobResponse:
+        job = await self.scheduler.cancel_job(convert.job_id(request.name), request.message, current_caller())
+        return pb.CancelJobResponse(job=convert.job(job))
+
+    async def RetryJob(self, request: pb.RetryJobRequest, context: Any) -> pb.RetryJobResponse:
+        job = await self.scheduler.retry_job(convert.job_id(request.name), current_caller())
+        return pb.RetryJobResponse(job=convert.job(job))
+
+    async def DeleteJob(self, request: pb.DeleteJobRequest, context: Any) -> pb.DeleteJobResponse:
+        await self.scheduler.delete_job(convert.job_id(request.name), request.force, current_caller())
+        return pb.DeleteJobResponse()
+
+    async def GetTask(self, request: pb.GetTaskRequest, context: Any) -> pb.GetTaskResponse:
+        task = await self.scheduler.get_task(*convert.task_name(request.name))
+        return pb.GetTaskResponse(task=convert.task(task))
+
+    async def ListTasks(self, request: pb.ListTasksRequest, context: Any) -> pb.ListTasksResponse:
+        size = _page_size(request.page_size, TASKS_PAGE)
+        states = convert.task_states(request.states)
+        page = await self.scheduler.list_tasks(convert.job_id(request.parent, "parent"), states, size,
+                                               request.page_token)  # fmt: skip
+        tasks = [convert.task(t) for t in page.items]  # type: ignore[arg-type]
+        return pb.ListTasksResponse(tasks=tasks, next_page_token=page.next_page_token)
+
+    async def ListJobEvents(self, request: pb.ListJobEventsRequest, context: Any) -> pb.ListJobEventsResponse:
+        size = _page_size(request.page_size, EVENTS_PAGE)
+        if request.after_seq < 0:
+            raise InvalidArgument.field("after_seq", "must not be negative")
+        page = await self.scheduler.list_events(convert.job_id(request.parent, "parent"), request.after_seq, size,
+                                                request.page_token)  # fmt: skip
+        events = [convert.event(e) for e in page.items]  # type: ignore[arg-type]
+        return pb.ListJobEventsResponse(events=events, next_page_token=page.next_page_token)
+
+    async def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> AsyncIterator[pb.WatchJobResponse]:
+        if request.after_seq < 0:
+            raise InvalidArgument.field("after_seq", "must not be negative")
+        async for item in self.scheduler.watch_job(convert.job_id(request.name), request.after_seq):
+            if isinstance(item, Heartbeat):
+                yield pb.WatchJobResponse(heartbeat=convert.heartbeat(item))
+            else:
+                yield pb.WatchJobResponse(event=convert.event(item))
+
+    async def WatchJobs(self, request: pb.WatchJobsRequest, context: Any) -> AsyncIterator[pb.WatchJobsResponse]:
+        if request.after_seq < 0:
+            raise InvalidArgument.field("after_seq", "must not be negative")
+        where = convert.job_filter(request.pipeline, (), request.owner, request.labels, current_caller().name)
+        async for item in self.scheduler.watch_jobs(where, request.after_seq):
+            if isinstance(item, Heartbeat):
+                yield pb.WatchJobsResponse(heartbeat=convert.heartbeat(item))
+            else:
+                yield pb.WatchJobsResponse(event=convert.event(item))
+
+    async def StreamTaskLogs(
+        self, request: pb.StreamTaskLogsRequest, context: Any
+    ) -> AsyncIterator[pb.StreamTaskLogsResponse]:
+        job, task = convert.task_name(request.name)
+        pieces = self.scheduler.task_logs(job, task, follow=request.follow, offset=request.offset,
+                                          attempt=request.attempt)  # fmt: skip
+        async for piece in pieces:
+            data = piece.data.decode("utf-8", errors="replace")
+            yield pb.StreamTaskLogsResponse(data=data, offset=piece.offset, source="main", attempt=piece.attempt)
+
+
+def _page_size(requested: int, sizes: tuple[int, int]) -> int:
+    return paging.page_size(requested, default=sizes[0], maximum=sizes[1])

@@ -1,0 +1,148 @@
+"""Where a job's pipeline comes from: inline in the request, or the pipelines service at a revision.
+
+This module and `servicer.py` are the only ones that import grpc. Either way the result is the
+text of `main.yml` plus the pipeline's other files, which the job gets as its `${WORK_PATH}`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grpc
+import jinja2
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
+from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from odin.scheduler.v1 import scheduler_pb2
+from odin_scheduler.jobs import MAIN_FILE, ResolvedPipeline
+
+MAX_FILES = 100
+MAX_FILES_BYTES = 1024 * 1024
+CALL_TIMEOUT_SECONDS = 30.0
+
+
+ChannelFactory = Callable[[str], aio.Channel]
+
+
+class PipelineSources:
+    def __init__(self, pipelines_address: str, channel: ChannelFactory = aio.insecure_channel) -> None:
+        self.pipelines_address = pipelines_address
+        self._make_channel = channel
+        self._channel: aio.Channel | None = None
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+    async def resolve(self, request: scheduler_pb2.CreateJobRequest) -> ResolvedPipeline:
+        parameters = json_format.MessageToDict(request.parameters) if request.HasField("parameters") else {}
+        source = request.WhichOneof("source")
+        if source == "inline":
+            return resolve_inline(request.inline, parameters)
+        if source == "pipeline":
+            return await self._resolve_ref(request.pipeline, parameters)
+        raise InvalidArgument.field("source", "set either `pipeline` or `inline`")
+
+    async def _resolve_ref(self, ref: scheduler_pb2.PipelineRef, parameters: dict[str, Any]) -> ResolvedPipeline:
+        pipeline_id = ref.name.removeprefix("pipelines/")
+        if not pipeline_id or "/" in pipeline_id:
+            raise InvalidArgument.field("pipeline.name", "must be `pipelines/{pipeline}` or a pipeline id")
+        if not self.pipelines_address:
+            raise FailedPrecondition(
+                "this scheduler has no pipelines service configured; send the pipeline inline",
+                reason="PIPELINES_NOT_CONFIGURED",
+            )
+        request = pipelines_pb2.RenderPipelineRequest(name=f"pipelines/{pipeline_id}", revision=ref.revision)
+        if parameters:
+            json_format.ParseDict(parameters, request.parameters)
+        stub = pipelines_pb2_grpc.PipelinesServiceStub(self._channel_for())
+        try:
+            reply = await stub.RenderPipeline(request, timeout=CALL_TIMEOUT_SECONDS)
+        except aio.AioRpcError as exc:
+            raise _pipelines_error(exc, pipeline_id) from None
+        files = {f.path: f.content for f in reply.files}
+        if MAIN_FILE not in files:
+            raise InvalidArgument.field("pipeline.name", f'pipeline "{pipeline_id}" has no {MAIN_FILE}')
+        main = files.pop(MAIN_FILE)
+        return ResolvedPipeline(main, files, pipeline_id, reply.revision.commit, "pipeline.main_yml")
+
+    def _channel_for(self) -> aio.Channel:
+        if self._channel is None:
+            # Calls carry the caller's token: the pipelines service checks their access, not ours.
+            self._channel = self._make_channel(self.pipelines_address)
+        return self._channel
+
+
+def resolve_inline(inline: scheduler_pb2.InlinePipeline, parameters: Mapping[str, Any]) -> ResolvedPipeline:
+    violations = _file_violations(inline)
+    if not inline.main_yml.strip():
+        violations.insert(0, ("inline.main_yml", "is required"))
+    if violations:
+        raise InvalidArgument("the inline pipeline is invalid", violations)
+    main = render_template(inline.main_yml, parameters) if parameters else inline.main_yml
+    return ResolvedPipeline(main, dict(inline.files))
+
+
+def render_template(text: str, parameters: Mapping[str, Any]) -> str:
+    """Renders `main.yml` as a sandboxed Jinja2 template when parameters (`--x:key value`) are given."""
+    environment = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    try:
+        return environment.from_string(text).render(**parameters)
+    except jinja2.TemplateError as exc:
+        raise InvalidArgument.field("parameters", f"cannot render main.yml with these parameters: {exc}") from None
+
+
+def _file_violations(inline: scheduler_pb2.InlinePipeline) -> list[tuple[str, str]]:
+    violations: list[tuple[str, str]] = []
+    if len(inline.files) > MAX_FILES:
+        violations.append(("inline.files", f"at most {MAX_FILES} files"))
+    total = len(inline.main_yml.encode()) + sum(len(v.encode()) for v in inline.files.values())
+    if total > MAX_FILES_BYTES:
+        violations.append(("inline.files", f"at most {MAX_FILES_BYTES} bytes in all"))
+    for path in inline.files:
+        problem = unsafe_path(path)
+        if problem:
+            violations.append((f"inline.files[{path!r}]", problem))
+    return violations
+
+
+def unsafe_path(path: str) -> str:
+    """Why a pipeline file path cannot be written under WORK_PATH; empty when it is fine."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or posixpath.normpath(path) != path:
+        return "must be a relative, normalised path"
+    if ".." in parts or ".git" in parts or any(ord(c) < 32 for c in path):
+        return 'must not contain "..", ".git" or control characters'
+    if path == MAIN_FILE:
+        return f"{MAIN_FILE} goes in main_yml"
+    return ""
+
+
+def _pipelines_error(exc: aio.AioRpcError, pipeline_id: str) -> Exception:
+    code = exc.code()
+    if code is grpc.StatusCode.NOT_FOUND:
+        return NotFound(f'pipeline "{pipeline_id}" not found', reason="PIPELINE_NOT_FOUND")
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(exc.details() or "the pipeline is invalid", _violations(exc, "pipeline.main_yml"))
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return FailedPrecondition(
+            "the pipelines service cannot render pipelines yet; send the pipeline inline",
+            reason="PIPELINES_UNIMPLEMENTED",
+        )
+    return Unavailable(f"the pipelines service is unavailable ({code.name})", reason="PIPELINES_UNAVAILABLE")
+
+
+def _violations(exc: aio.AioRpcError, prefix: str) -> list[tuple[str, str]]:
+    status = rpc_status.from_call(exc)
+    found: list[tuple[str, str]] = []
+    for detail in status.details if status else ():
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found += [(f"{prefix}.{v.field}" if v.field else prefix, v.description) for v in bad.field_violations]
+    return found

@@ -1,0 +1,22 @@
+"""Stores for jobs, tasks and events; `open_store(url)` picks the backend by the URL scheme."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from odin_scheduler.store.base import JobCursor, StaleJob, Store, StoreError
+
+__all__ = ["JobCursor", "StaleJob", "Store", "StoreError", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://…` (then `await store.open()`)."""
+    if url.startswith("sqlite:///"):
+        from odin_scheduler.store.sqlite import SqliteStore
+
+        return SqliteStore(Path(url.removeprefix("sqlite:///")))
+    if url.startswith(("postgresql://", "postgres://")):
+        from odin_scheduler.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://")

@@ -1,0 +1,321 @@
+"""Authentication and authorization for every Odin service: one interceptor, one role table per service.
+
+Each service declares which role each RPC needs (`runtime.add_service(..., roles=TABLE)`; an
+RPC left out of the table needs ADMIN, so a forgotten entry fails closed). The interceptor
+reads `authorization: Bearer <token>`, verifies it, checks the role and makes the caller
+available to handlers through `current_identity()`.
+
+Bearer tokens are either access JWTs (verified locally with the JWKS) or API tokens
+(`odin_…`), which only the auth service can look up: a service with `auth_address` exchanges
+them there for a JWT (`AuthService.ExchangeApiToken`) and remembers the answer for a minute.
+Health and reflection are always open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool, json_format
+from grpc import aio
+
+from odin.runtime.config import ConfigError
+from odin.runtime.errors import PermissionDenied, Unauthenticated, Unavailable
+from odin.runtime.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
+from odin.runtime.tokens import (
+    Identity,
+    JwksFetch,
+    KeyCache,
+    Role,
+    TokenSettings,
+    TokenVerifier,
+    jwks_file_fetch,
+)
+
+__all__ = ["AuthInterceptor", "Identity", "Role", "authenticated_channel", "current_identity"]
+
+log = logging.getLogger("odin.auth")
+
+API_TOKEN_PREFIX = "odin_"
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# Who handlers see when enforcement is switched off for a local experiment.
+LOCAL_IDENTITY = Identity("local", Role.ADMIN)
+_API_TOKEN_CACHE_SECONDS = 60.0
+
+_identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("odin_identity", default=None)
+_bearer: contextvars.ContextVar[str | None] = contextvars.ContextVar("odin_bearer", default=None)
+
+
+def current_identity() -> Identity:
+    """The caller of the RPC being handled; raises Unauthenticated outside an authenticated call."""
+    identity = _identity.get()
+    if identity is None:
+        raise Unauthenticated("this call has no authenticated caller", reason="UNAUTHENTICATED")
+    return identity
+
+
+def current_bearer() -> str | None:
+    """The bearer token of the RPC being handled, to forward on calls made on the caller's behalf."""
+    return _bearer.get()
+
+
+# Looks up an API token's caller (the auth service locally, others by exchanging it there).
+ApiTokenResolver = Callable[[str], Awaitable[Identity]]
+
+
+class AuthInterceptor(WrappingInterceptor):
+    """Refuses calls without a valid token (UNAUTHENTICATED) or the role the RPC needs (PERMISSION_DENIED)."""
+
+    def __init__(self, *, verifier: TokenVerifier | None = None, api_tokens: ApiTokenResolver | None = None,
+                 disabled: bool = False) -> None:
+        self.verifier = verifier
+        self.api_tokens = api_tokens
+        self.disabled = disabled
+        self.rules: dict[str, Role] = {}
+
+    def use(self, verifier: TokenVerifier, api_tokens: ApiTokenResolver | None) -> None:
+        """Verifies with these (the auth service verifies with its own keys and store)."""
+        self.verifier, self.api_tokens = verifier, api_tokens
+
+    def register(self, service: str, roles: Mapping[str, Role] | None) -> None:
+        """Adds `service`'s role table (method name → role); unlisted methods need ADMIN."""
+        methods = [m.name for m in descriptor_pool.Default().FindServiceByName(service).methods]
+        unknown = set(roles or {}) - set(methods)
+        if unknown:
+            raise ValueError(f"role table of {service} names unknown methods: {', '.join(sorted(unknown))}")
+        missing = [m for m in methods if m not in (roles or {})]
+        if missing:
+            log.warning("RPCs without a role need admin", extra={"grpc_service": service, "methods": missing})
+        for method in methods:
+            self.rules[f"/{service}/{method}"] = (roles or {}).get(method, Role.ADMIN)
+
+    def required_role(self, method: str) -> Role:
+        if method.startswith(OPEN_PREFIXES):
+            return Role.ANONYMOUS
+        return self.rules.get(method, Role.ADMIN)
+
+    def around(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> Any:
+            identity, bearer = await self.authorize(method, context)
+            tokens = _identity.set(identity), _bearer.set(bearer)
+            try:
+                return await behavior(request, context)
+            finally:
+                _identity.reset(tokens[0])
+                _bearer.reset(tokens[1])
+
+        return call
+
+    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+        async def call(request: Any, context: aio.ServicerContext) -> Any:
+            identity, bearer = await self.authorize(method, context)
+            _identity.set(identity)  # each RPC runs in its own task, so this ends with the stream
+            _bearer.set(bearer)
+            async for item in behavior(request, context):
+                yield item
+
+        return call
+
+    async def authorize(self, method: str, context: aio.ServicerContext) -> tuple[Identity | None, str | None]:
+        """The caller of `method` (None on an open RPC without a token), after the role check."""
+        required = self.required_role(method)
+        if self.disabled:
+            return LOCAL_IDENTITY, None
+        bearer = _bearer_token(context.invocation_metadata())
+        if bearer is None:
+            if required is Role.ANONYMOUS:
+                return None, None
+            raise Unauthenticated("this call needs `authorization: Bearer <token>`", reason="TOKEN_MISSING")
+        try:
+            identity = await self.identify(bearer)
+        except Unauthenticated:
+            if required is Role.ANONYMOUS:
+                return None, None  # a stale token must not block Login or RefreshToken
+            raise
+        if not identity.has(required):
+            raise PermissionDenied(
+                f"{method.rsplit('/', 1)[-1]} needs the {required.name.lower()} role",
+                reason="ROLE_REQUIRED", metadata={"required_role": required.name.lower()},
+            )
+        return identity, bearer
+
+    async def identify(self, bearer: str) -> Identity:
+        if bearer.startswith(API_TOKEN_PREFIX):
+            if self.api_tokens is None:
+                raise Unauthenticated("this service cannot check API tokens (no auth_address); send an access "
+                                      "token from AuthService.ExchangeApiToken", reason="API_TOKEN_NOT_ACCEPTED")
+            return await self.api_tokens(bearer)
+        if self.verifier is None:
+            raise Unavailable("this service cannot verify tokens yet", reason="AUTH_NOT_READY")
+        return await self.verifier.verify(bearer)
+
+
+def _bearer_token(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("the authorization header must be `Bearer <token>`", reason="TOKEN_INVALID")
+            return token.strip()
+    return None
+
+
+# ---- wiring from ServerConfig ------------------------------------------------------------
+
+
+def interceptor_from_config(config: Any) -> AuthInterceptor:
+    """The interceptor for `config`'s `auth_*` keys; `check_configured` later insists one is set."""
+    if config.auth_disabled:
+        return AuthInterceptor(disabled=True)
+    settings = TokenSettings(issuer=config.auth_issuer, audience=config.auth_audience)
+    fetch: JwksFetch | None = None
+    if config.auth_jwks_file:
+        fetch = jwks_file_fetch(Path(config.auth_jwks_file))
+    elif config.auth_address:
+        fetch = _auth_service_fetch(config.auth_address)
+    if fetch is None:
+        return AuthInterceptor()
+    verifier = TokenVerifier(KeyCache(fetch), settings)
+    exchange = RemoteApiTokens(config.auth_address, verifier) if config.auth_address else None
+    return AuthInterceptor(verifier=verifier, api_tokens=exchange)
+
+
+def check_configured(interceptor: AuthInterceptor, prefix: str) -> None:
+    """Fails start-up when nothing can verify tokens and enforcement is on."""
+    if interceptor.disabled:
+        log.warning("AUTHENTICATION IS DISABLED: every caller is treated as an admin. Local experiments only!",
+                    extra={"setting": f"{prefix}_AUTH_DISABLED"})
+        return
+    if interceptor.verifier is None:
+        raise ConfigError(f"no way to verify tokens: set {prefix}_AUTH_ADDRESS (the auth service) or "
+                          f"{prefix}_AUTH_JWKS_FILE (a JWKS file), or {prefix}_AUTH_DISABLED=true for a local "
+                          f"experiment")
+
+
+def _auth_service_fetch(address: str) -> JwksFetch:
+    from odin.auth.v1 import auth_pb2, auth_pb2_grpc  # the runtime needs the auth stubs only here
+
+    async def fetch() -> Mapping[str, Any]:
+        async with aio.insecure_channel(address) as channel:
+            reply = await auth_pb2_grpc.AuthServiceStub(channel).GetJwks(auth_pb2.GetJwksRequest(), timeout=5)
+        loaded: Mapping[str, Any] = json_format.MessageToDict(reply, preserving_proto_field_name=True)
+        return loaded
+
+    return fetch
+
+
+class RemoteApiTokens:
+    """Exchanges API tokens at the auth service and remembers each caller for a minute.
+
+    So a revoked API token stops working within `_API_TOKEN_CACHE_SECONDS` on other services.
+    """
+
+    def __init__(self, address: str, verifier: TokenVerifier, clock: Callable[[], float] = time.time) -> None:
+        self.address = address
+        self.verifier = verifier
+        self._clock = clock
+        self._known: dict[str, tuple[Identity, float]] = {}
+
+    async def __call__(self, token: str) -> Identity:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        known = self._known.get(digest)
+        if known and known[1] > self._clock():
+            return known[0]
+        access = await exchange_api_token(self.address, token)
+        identity = await self.verifier.verify(access)
+        if len(self._known) > 4096:
+            self._known.clear()
+        self._known[digest] = (identity, min(identity.expires_at, self._clock() + _API_TOKEN_CACHE_SECONDS))
+        return identity
+
+
+async def exchange_api_token(address: str, token: str) -> str:
+    """An access JWT for an API token, from the auth service at `address`."""
+    from odin.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    try:
+        async with aio.insecure_channel(address) as channel:
+            reply = await auth_pb2_grpc.AuthServiceStub(channel).ExchangeApiToken(
+                auth_pb2.ExchangeApiTokenRequest(api_token=token), timeout=5)
+    except aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise Unauthenticated("the API token is not valid", reason="TOKEN_INVALID") from None
+        raise Unavailable("the auth service cannot check API tokens right now", reason="AUTH_UNAVAILABLE") from None
+    return str(reply.access_token)
+
+
+# ---- outgoing calls ---------------------------------------------------------------------
+
+
+class ServiceToken:
+    """The bearer a service sends on its own calls: `auth_token_file` holds a JWT or an API token.
+
+    An API token is exchanged at `auth_address` and the JWT reused until a minute before it expires.
+    """
+
+    def __init__(self, token_file: Path | None, auth_address: str, clock: Callable[[], float] = time.time) -> None:
+        self.token_file = token_file
+        self.auth_address = auth_address
+        self._clock = clock
+        self._access: tuple[str, float] | None = None
+
+    async def bearer(self) -> str | None:
+        secret = await asyncio.to_thread(_read_secret, self.token_file)
+        if not secret:
+            return None
+        if not secret.startswith(API_TOKEN_PREFIX):
+            return secret
+        if self._access and self._access[1] - 60 > self._clock():
+            return self._access[0]
+        access = await exchange_api_token(self.auth_address, secret)
+        expires = float(json.loads(_jwt_payload(access)).get("exp", 0))
+        self._access = (access, expires)
+        return access
+
+
+def _read_secret(path: Path | None) -> str:
+    """The file's secret; empty when there is no file (yet: the auth service may still write it)."""
+    try:
+        return path.read_text().strip() if path else ""
+    except FileNotFoundError:
+        return ""
+
+
+def _jwt_payload(token: str) -> bytes:
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def authenticated_channel(address: str, config: Any) -> aio.Channel:
+    """A channel to another Odin service that sends the caller's token when handling a call on their
+    behalf, and otherwise the service's own token (`auth_token_file`)."""
+    own = ServiceToken(config.auth_token_file, config.auth_address)
+    return aio.insecure_channel(address, interceptors=[_BearerClient(own.bearer)])
+
+
+class _BearerClient(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, own: Callable[[], Awaitable[str | None]]) -> None:
+        self.own = own
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._details(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._details(details), request)
+
+    async def _details(self, details: Any) -> Any:
+        token = current_bearer() or await self.own()
+        if not token:
+            return details
+        metadata = aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {token}"))
+        return aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                     details.wait_for_ready)

@@ -1,0 +1,179 @@
+"""Task -> Kubernetes object mapping and object -> task status mapping, without a cluster."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from odin_scheduler.executor.base import TaskRun
+from odin_scheduler.executor.kubernetes import names
+from odin_scheduler.executor.kubernetes.config import KubernetesConfig
+from odin_scheduler.executor.kubernetes.executor import KubernetesExecutor
+from odin_scheduler.executor.kubernetes.handlers import HANDLERS
+from odin_scheduler.executor.kubernetes.status import Phase, job_status, pod_status, training_job_status
+
+from odin.pipeline_spec.model import (
+    ConfigMapMount,
+    EphemeralVolume,
+    Mount,
+    Resources,
+    SecretMount,
+    SecurityContext,
+    TaskSpec,
+)
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def run_of(resource_type: str = "Pod", task: str = "train") -> TaskRun:
+    return TaskRun(job_id="j-1a2b", task=task, task_id=f"j-1a2b--{task}", attempt=2, command=("python",),
+                   args=("train.py",), image="trainer:1", resource_type=resource_type, cwd=Path("/tmp"),
+                   attempt_dir=Path("/tmp/a"), env={"FROM_RUN": "1"})
+
+
+FULL_SPEC = TaskSpec(
+    name="train", image="trainer:1", command=("python",), args=("train.py",), num_gpus=2, num_workers=3,
+    cpu=Resources(limits="4", requests="2"), memory=Resources(limits="8Gi", requests="4Gi"),
+    mounts=(Mount("data", "/data", "datasets"), Mount("scratch", "/scratch")),
+    secrets=(SecretMount("odin-cred", "/etc/odind/odin-cred.yml", "odin-cred.yml", 0o644),),
+    config_maps=(ConfigMapMount("settings", "/etc/settings.yml", "settings.yml"),),
+    ephem_volumes=(EphemeralVolume("scratch", "Memory", "1Gi"),),
+    security_context=SecurityContext(fs_group=100, run_as_user=1000), pull_policy="Always",
+    node_selector={"odin.test/pool": "gpu"}, env={"EPOCHS": "3"}, timeout_seconds=600)
+
+
+def build(resource_type: str, spec: TaskSpec = FULL_SPEC, **config: Any) -> dict[str, Any]:
+    executor = KubernetesExecutor(KubernetesConfig(namespace="tasks", **config), api=object(),  # type: ignore[arg-type]
+                                  spec_of=lambda run: spec)
+    run = run_of(resource_type)
+    _, handler = executor._handler(resource_type)
+    name = names.object_name(run.job_id, run.task, run.attempt)
+    return handler.build(executor._context(run, spec, name))
+
+
+@pytest.mark.parametrize("raw", ["j-1a2b", "Job_With.Odd Chars", "x" * 80, "9starts-with-digit", "a--b--"])
+def test_object_names_are_dns_labels_and_distinct(raw: str) -> None:
+    name = names.object_name(raw, "Task_1", 1)
+    assert DNS_LABEL.match(name) and len(name) <= names.MAX_NAME
+    assert name != names.object_name(raw, "task-1", 1) or raw.lower() == raw
+    assert names.object_name(raw, "Task_1", 1) == name  # deterministic: a repeated create finds the same object
+
+
+def test_pod_carries_every_task_field() -> None:
+    pod = build("Pod")
+    assert pod["metadata"]["name"] == "j-1a2b-train-2" and pod["metadata"]["namespace"] == "tasks"
+    labels = pod["metadata"]["labels"]
+    assert labels[names.LABEL_JOB] == "j-1a2b" and labels[names.LABEL_TASK] == "train"
+    assert labels[names.LABEL_RUN] == "j-1a2b-train-2" and labels[names.MANAGED_BY] == "odin"
+    spec = pod["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == "trainer:1" and container["imagePullPolicy"] == "Always"
+    assert container["command"] == ["python"] and container["args"] == ["train.py"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["EPOCHS"] == "3" and env["FROM_RUN"] == "1" and env["ODIN_TASK_ID"] == "j-1a2b--train"
+    assert container["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"},
+                                      "limits": {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "2"}}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["pvc-data"]["persistentVolumeClaim"] == {"claimName": "datasets"}
+    assert volumes["eph-scratch"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+    assert volumes["secret-odin-cred"]["secret"] == {"secretName": "odin-cred", "defaultMode": 0o644}
+    assert volumes["cm-settings"]["configMap"] == {"name": "settings"}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["eph-scratch"]["mountPath"] == "/scratch"
+    assert mounts["cm-settings"]["subPath"] == "settings.yml"
+    assert spec["nodeSelector"] == {"odin.test/pool": "gpu"}
+    assert spec["securityContext"] == {"fsGroup": 100, "runAsUser": 1000}
+    assert spec["restartPolicy"] == "Never" and spec["activeDeadlineSeconds"] == 600
+
+
+def test_config_adds_service_account_pull_secrets_and_tolerations() -> None:
+    toleration = {"key": "dedicated", "operator": "Equal", "value": "odin", "effect": "NoSchedule"}
+    pod = build("Pod", service_account="trainer", image_pull_secrets=("registry",), tolerations=(toleration,))
+    assert pod["spec"]["serviceAccountName"] == "trainer"
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert pod["spec"]["tolerations"] == [toleration]
+
+
+def test_job_runs_num_workers_indexed_pods_and_never_retries_itself() -> None:
+    job = build("Job")
+    assert job["apiVersion"] == "batch/v1" and job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3
+    assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["activeDeadlineSeconds"] == 600
+    assert job["spec"]["template"]["metadata"]["labels"][names.LABEL_RUN] == job["metadata"]["name"]
+
+
+def replicas(obj: dict[str, Any], field: str) -> dict[str, tuple[int, str | None]]:
+    return {role: (spec["replicas"], spec["template"]["spec"]["containers"][0].get("resources", {})
+                   .get("limits", {}).get("nvidia.com/gpu")) for role, spec in obj["spec"][field].items()}
+
+
+def test_training_jobs_get_replica_specs_with_gpus_per_worker() -> None:
+    assert replicas(build("TFJob"), "tfReplicaSpecs") == {"Worker": (3, "2")}
+    assert replicas(build("PyTorchJob"), "pytorchReplicaSpecs") == {"Master": (1, "2"), "Worker": (3, "2")}
+    mpi = build("MPIJob")
+    assert replicas(mpi, "mpiReplicaSpecs") == {"Launcher": (1, None), "Worker": (3, "2")}
+    assert mpi["spec"]["slotsPerWorker"] == 2
+    elastic = build("ElasticJob")
+    assert elastic["kind"] == "PyTorchJob" and replicas(elastic, "pytorchReplicaSpecs") == {"Worker": (3, "2")}
+    assert elastic["spec"]["elasticPolicy"]["minReplicas"] == elastic["spec"]["elasticPolicy"]["maxReplicas"] == 3
+    assert build("pytjob")["kind"] == "PyTorchJob"  # the original's aliases still work
+
+
+def test_a_new_training_kind_is_one_entry() -> None:
+    from odin_scheduler.executor.kubernetes.handlers import Role, TrainingJobHandler
+
+    HANDLERS["XGBoostJob"] = TrainingJobHandler(kind="XGBoostJob", plural="xgboostjobs",
+                                                replica_field="xgbReplicaSpecs", container_name="xgboost",
+                                                roles=(Role("Master", 1), Role("Worker")))
+    try:
+        obj = build("XGBoostJob")
+        assert obj["kind"] == "XGBoostJob" and set(obj["spec"]["xgbReplicaSpecs"]) == {"Master", "Worker"}
+    finally:
+        del HANDLERS["XGBoostJob"]
+
+
+def pod(phase: str, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "status": {"phase": phase, **status}}
+
+
+def terminated(code: int, reason: str) -> dict[str, Any]:
+    return {"containerStatuses": [{"name": "main", "state": {"terminated": {"exitCode": code, "reason": reason}}}]}
+
+
+def waiting(reason: str) -> dict[str, Any]:
+    return {"containerStatuses": [{"name": "main", "state": {"waiting": {"reason": reason}}}]}
+
+
+def test_pod_phases_map_to_states_with_actionable_reasons() -> None:
+    assert pod_status(pod("Succeeded")).phase == Phase.SUCCEEDED
+    oom = pod_status(pod("Failed", **terminated(137, "OOMKilled")))
+    assert (oom.phase, oom.reason, oom.exit_code) == (Phase.FAILED, "OOMKilled", 137)
+    assert pod_status(pod("Failed", **terminated(3, "Error"))).reason == "NonZeroExit"
+    deadline = pod_status(pod("Failed", reason="DeadlineExceeded", message="Pod was active too long"))
+    assert deadline.reason == "DeadlineExceeded"
+    pull = pod_status(pod("Pending", **waiting("ImagePullBackOff")))
+    assert (pull.phase, pull.reason, pull.stuck) == (Phase.PENDING, "ImagePullBackOff", True)
+    crash = pod_status(pod("Running", **waiting("CrashLoopBackOff")))
+    assert (crash.phase, crash.reason, crash.stuck) == (Phase.RUNNING, "CrashLoopBackOff", False)
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}
+    gpu = pod_status(pod("Pending", conditions=[unschedulable]))
+    assert (gpu.reason, gpu.stuck) == ("InsufficientGPU", False) and "Insufficient nvidia.com/gpu" in gpu.message
+    assert pod_status(pod("Pending", **waiting("ContainerCreating"))).reason == ""
+
+
+def test_job_and_training_job_conditions() -> None:
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    assert job_status(complete, []).phase == Phase.SUCCEEDED
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                                         "message": "Job was active longer than specified deadline"}]}}
+    assert job_status(failed, []).reason == "DeadlineExceeded"
+    backoff = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    detail = job_status(backoff, [pod("Failed", **terminated(2, "Error"))])
+    assert (detail.reason, detail.exit_code) == ("NonZeroExit", 2)
+    running = {"status": {"conditions": [{"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}]}}
+    assert training_job_status(running, []).phase == Phase.RUNNING
+    done = {"status": {"conditions": [{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}]}}
+    assert training_job_status(done, []).phase == Phase.SUCCEEDED

@@ -1,0 +1,87 @@
+"""`odin pipelines ...` as a user runs it, against a real odin-pipelines process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import main_yml
+from support import auth
+from support.processes import ServiceProcess
+
+ODIN = str(Path(sys.executable).parent / "odin")
+
+
+def odin(service: ServiceProcess, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ODIN_TOKEN": auth.token_for("carol", "user")}
+    env.pop("ODIN_ADDRESS", None)
+    result = subprocess.run([ODIN, "pipelines", *args, "--address", service.address], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
+    return result
+
+
+def test_push_show_pull_history_rm(pipelines_service: ServiceProcess, tmp_path: Path) -> None:
+    source = tmp_path / "cli-flow"
+    (source / "conf").mkdir(parents=True)
+    (source / "main.yml").write_text(main_yml())
+    (source / "conf" / "a.yml").write_text("a: 1\n")
+    (source / ".hidden").write_text("stays local")
+    assert "created cli-flow" in odin(pipelines_service, "push", str(source), "-m", "first").stdout
+
+    (source / "conf" / "a.yml").unlink()
+    (source / "b.yml").write_text("b: 2\n")
+    assert "updated cli-flow" in odin(pipelines_service, "push", str(source)).stdout
+
+    shown = json.loads(odin(pipelines_service, "show", "cli-flow", "--json").stdout)
+    assert {f["path"] for f in shown["files"]} == {"main.yml", "b.yml"}
+    assert shown["revision"]["authorName"] == "carol"
+    assert odin(pipelines_service, "show", "cli-flow", "--file", "b.yml").stdout == "b: 2\n"
+
+    history = json.loads(odin(pipelines_service, "history", "cli-flow", "--json").stdout)["revisions"]
+    assert [r["message"] for r in history] == ["Update pipeline cli-flow", "first"]
+    first = history[1]["commit"]
+
+    target = tmp_path / "pulled"
+    odin(pipelines_service, "pull", "cli-flow", str(target), "--revision", first)
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
+        ["conf/a.yml", "main.yml"]
+    refused = odin(pipelines_service, "pull", "cli-flow", str(target), ok=False)
+    assert "not empty" in refused.stderr
+
+    listed = odin(pipelines_service, "ls", "--prefix", "cli-").stdout
+    assert "cli-flow" in listed and "carol" in listed
+    odin(pipelines_service, "rm", "cli-flow")
+    missing = json.loads(odin(pipelines_service, "show", "cli-flow", "--json", ok=False).stdout)
+    assert missing["error"]["reason"] == "PIPELINE_NOT_FOUND"
+
+
+def test_validate_and_render(pipelines_service: ServiceProcess, tmp_path: Path) -> None:
+    source = tmp_path / "cli-tmpl"
+    source.mkdir()
+    (source / "main.yml.jinja2").write_text(
+        "tasks:\n- name: t\n  image: '{{ image }}'\n  command: [echo, '{{ name }}']\n")
+    odin(pipelines_service, "create", "cli-tmpl", str(source))
+    out = odin(pipelines_service, "render", "cli-tmpl", "--x:image", "busybox:1").stdout
+    assert "--- main.yml" in out and "image: 'busybox:1'" in out and "echo, 'cli-tmpl'" in out
+    odin(pipelines_service, "render", "cli-tmpl", "--x:image=alpine", "--out", str(tmp_path / "rendered"))
+    assert "alpine" in (tmp_path / "rendered" / "main.yml").read_text()
+
+    assert "valid" in odin(pipelines_service, "validate", "cli-tmpl", "--x:image", "x").stdout
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "main.yml").write_text("tasks:\n- name: a\n  image: x\n  command: c\n  depends: trian\n")
+    failed = odin(pipelines_service, "validate", str(broken), "--json", ok=False)
+    verdict = json.loads(failed.stdout)
+    assert not verdict["valid"] and verdict["violations"][0]["field"] == "tasks[0].depends"
+
+    bad = odin(pipelines_service, "push", str(broken), ok=False)
+    assert "tasks[0].depends" in bad.stderr
+
+
+def test_repo_status(pipelines_service: ServiceProcess) -> None:
+    state = json.loads(odin(pipelines_service, "sync", "--json").stdout)
+    assert state["syncState"] == "SYNC_STATE_NO_REMOTE" and state["branch"] == "main"
