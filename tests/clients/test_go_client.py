@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import REPO, LiveSuite, check_smoke_steps, generate, require_tool, run_build, run_smoke
+from client_harness import REPO, LiveSuite, check_smoke_steps, generate, require_tool, run_build, run_smoke
 
 
 def test_go_client_talks_to_the_suite_through_the_gateway(live_suite: LiveSuite, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import REPO, LiveSuite, check_smoke_steps, require_tool, run_build, run_smoke
+from client_harness import REPO, LiveSuite, check_smoke_steps, require_tool, run_build, run_smoke
 
 JAVA = REPO / "clients" / "java"
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import grpc
 import pytest
-from conftest import LiveSuite
+from client_harness import LiveSuite
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -76,19 +77,50 @@ def test_requests_without_a_token_are_refused_at_the_edge(live_suite: LiveSuite)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_scheduler_answers_through_the_gateway_over_grpc_and_http(live_suite: LiveSuite, token: str) -> None:
-    status, body = http(live_suite, "GET", "/v1/jobs?pageSize=5", token=token)
+PIPELINE = """name: curl-smoke
+tasks:
+  - name: hello
+    image: busybox
+    command: echo
+    args: ["hello over http"]
+"""
+
+
+def stream_lines(suite: LiveSuite, path: str, token: str) -> list[tuple[dict[str, Any], float]]:
+    """A transcoded server stream: one JSON object per line, each with its arrival time."""
+    request = urllib.request.Request(f"http://{suite.gateway}{path}", headers={"authorization": f"Bearer {token}"})
+    started, lines = time.monotonic(), []
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        assert reply.status == 200
+        for line in reply:
+            lines.append((json.loads(line), time.monotonic() - started))
+    return lines
+
+
+def test_a_job_over_plain_http_json(live_suite: LiveSuite, token: str) -> None:
+    status, created = http(live_suite, "POST", "/v1/jobs",
+                           {"requestId": f"curl-{time.time_ns()}", "inline": {"mainYml": PIPELINE}}, token=token)
+    assert status == 200, created
+    job = created["job"]["name"]
+    events = [m["event"] for m, _ in stream_lines(live_suite, f"/v1/{job}:watch", token) if "event" in m]
+    assert events[0]["type"] == "TYPE_JOB_CREATED" and events[-1]["jobState"] == "STATE_SUCCEEDED", events
+    assert [int(e["seq"]) for e in events] == sorted(int(e["seq"]) for e in events)
+    logs = stream_lines(live_suite, f"/v1/{job}/tasks/hello:logs", token)
+    assert "hello over http" in "".join(m.get("data", "") for m, _ in logs)
+    status, listed = http(live_suite, "GET", "/v1/jobs?pageSize=50", token=token)
+    assert status == 200 and job in {j["name"] for j in listed["jobs"]}
+
+
+def test_a_python_grpc_watch_through_the_gateway(live_suite: LiveSuite, token: str) -> None:
     meta = (("authorization", f"Bearer {token}"),)
     with grpc.insecure_channel(live_suite.gateway) as channel:
         stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-        try:
-            reply = stub.ListJobs(scheduler_pb2.ListJobsRequest(page_size=5), metadata=meta, timeout=5)
-        except grpc.RpcError as exc:
-            # The scheduler is still a stub: UNIMPLEMENTED must arrive as such, and as HTTP 501.
-            assert exc.code() == grpc.StatusCode.UNIMPLEMENTED, exc
-            assert status == 501 and body["code"] == 12
-        else:
-            assert status == 200 and len(body.get("jobs", [])) == len(reply.jobs)
+        job = stub.CreateJob(scheduler_pb2.CreateJobRequest(
+            request_id=f"py-{time.time_ns()}", inline=scheduler_pb2.InlinePipeline(main_yml=PIPELINE)),
+            metadata=meta, timeout=10).job
+        states = [m.event.job_state for m in stub.WatchJob(scheduler_pb2.WatchJobRequest(name=job.name),
+                                                           metadata=meta, timeout=60) if m.HasField("event")]
+    assert states[-1] == scheduler_pb2.Job.STATE_SUCCEEDED
 
 
 def test_malformed_json_and_unknown_paths_are_refused_clearly(live_suite: LiveSuite, token: str) -> None:

@@ -9,8 +9,8 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import RunningGateway
 from gateway_backend import STREAM_MESSAGES, STREAM_PAUSE, SigningKey
+from gateway_harness import RunningGateway
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status

@@ -10,8 +10,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import RunningGateway
 from gateway_backend import STREAM_MESSAGES, STREAM_PAUSE
+from gateway_harness import RunningGateway
 
 from odin.scheduler.v1 import scheduler_pb2
 

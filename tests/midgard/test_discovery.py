@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 from odin_midgard.discovery import AgentTarget, KubernetesDiscovery, StaticDiscovery, parse_entry
+from odin_midgard.main import MidgardConfig, build_discovery, check_config
+
+from odin.runtime.config import ConfigError
 
 
 def test_static_entries_with_and_without_node_names() -> None:
@@ -51,3 +54,13 @@ def test_running_agent_pods_become_targets_on_their_nodes() -> None:
         AgentTarget("[fd00::12]:29999", "node-f"),
     ]
     assert api.calls == [("odin", "app.kubernetes.io/name=midgard-agent")]
+
+
+def test_aggregator_settings_are_checked_at_start() -> None:
+    assert build_discovery(MidgardConfig()).discover() == []  # starts, serving zero nodes
+    with pytest.raises(ConfigError, match="ODIN_MIDGARD_AGENTS"):
+        build_discovery(MidgardConfig(agents=("nohost",)))
+    with pytest.raises(ConfigError, match="ODIN_MIDGARD_MAX_CONCURRENCY"):
+        check_config(MidgardConfig(max_concurrency=0))
+    with pytest.raises(ConfigError, match="ODIN_MIDGARD_AGENT_TIMEOUT_SECONDS"):
+        check_config(MidgardConfig(agent_timeout_seconds=-1))

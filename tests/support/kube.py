@@ -360,6 +360,9 @@ class KubeCluster:
                 f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
                 f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # Nodes start with a not-ready taint that only the node lifecycle controller lifts; kwok nodes
+                # send no heartbeats, so that controller is off and so is the taint.
+                "--disable-admission-plugins=TaintNodesByCondition",
                 "--enable-priority-and-fairness=false", "--profiling=false", "--v=1"],
             "kube-controller-manager": [
                 str(b["kube-controller-manager"]), f"--kubeconfig={inside}", "--leader-elect=false",
@@ -373,7 +376,7 @@ class KubeCluster:
             "kwok": [
                 str(b["kwok"]), f"--kubeconfig={inside}", f"--config={self._write_kwok_config()}",
                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--node-ip=127.0.0.1", f"--node-port={KUBELET_PORT}", f"--server-address=127.0.0.1:{KUBELET_PORT}",
+                "--node-ip=127.0.0.1", "--cidr=192.0.2.0/24", f"--node-port={KUBELET_PORT}", f"--server-address=127.0.0.1:{KUBELET_PORT}",
                 f"--tls-cert-file={pki / 'kubelet.crt'}", f"--tls-private-key-file={pki / 'kubelet.key'}",
                 "--node-lease-duration-seconds=0"],
         }
@@ -384,8 +387,11 @@ class KubeCluster:
 
     def _launch(self, name: str) -> None:
         component = self.components[name]
+        # Debian's etcd (3.4.23) predates reliable watch progress notifications, so the apiserver refuses
+        # "watch-list" streams; client-go then falls back to re-listing with backoff, which stalls kwok for seconds.
+        env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"}
         with component.log_path.open("ab") as log:
-            component.process = subprocess.Popen(self.netns_argv(component.argv), stdout=log, stderr=log,
+            component.process = subprocess.Popen(self.netns_argv(component.argv), stdout=log, stderr=log, env=env,
                                                  stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _check_alive(self) -> None:
@@ -439,6 +445,9 @@ class KubeCluster:
             self._poll(lambda crd=crd: _established(self.request(
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.kubeflow.org")),
                 30, f"CRD {crd}")
+        # kwok reads the kinds' schemas from the OpenAPI v3 document, which lags a moment behind Established.
+        self._poll(lambda: "apis/kubeflow.org/v1" in self.request("GET", "/openapi/v3").get("paths", {}),
+                   30, "OpenAPI of kubeflow.org/v1")
 
     def _wait_nodes_ready(self) -> None:
         names = {node["metadata"]["name"] for node in test_nodes()}

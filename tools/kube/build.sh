@@ -8,7 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
-if ! grep -q "^require k8s.io/kubernetes $KUBE_VERSION\$" "$here/go.mod"; then
+if ! grep -Eq "^(require)?[[:space:]]*k8s.io/kubernetes $KUBE_VERSION( //.*)?\$" "$here/go.mod"; then
   echo "build.sh: versions.env says $KUBE_VERSION but go.mod requires another k8s.io/kubernetes" >&2
   exit 1
 fi
@@ -33,7 +33,12 @@ trap 'rm -rf "$scratch"' EXIT
 start=$SECONDS
 if [ ${#missing[@]} -gt 0 ]; then
   echo "kube tools: building ${missing[*]##*/} $KUBE_VERSION (cold: ~25 min on 2 cores)"
-  (cd "$here" && nice -n 10 go build -trimpath -ldflags='-s -w' -o "$scratch/" "${missing[@]}")
+  minor="${KUBE_VERSION#v*.}"; minor="${minor%%.*}"
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  (cd "$here" && nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$scratch/" "${missing[@]}")
   mv "$scratch"/kube-* "$dest/"
 fi
 if [ $need_kwok -eq 1 ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
@@ -21,6 +22,8 @@ from odin_midgard.collector import Collector
 from odin_midgard.discovery import Discovery, KubernetesDiscovery, StaticDiscovery
 from odin_midgard.pods import kubernetes_core_api
 from odin_midgard.watch import watch_nodes
+
+log = logging.getLogger("odin.midgard")
 
 ROLES = {"ListNodes": Role.VIEWER, "GetNode": Role.VIEWER, "ListGpus": Role.VIEWER, "WatchNodes": Role.VIEWER}
 
@@ -80,8 +83,9 @@ def build_discovery(config: MidgardConfig) -> Discovery:
     if config.agent_selector:
         return KubernetesDiscovery(kubernetes_core_api(), config.agent_namespace, config.agent_selector,
                                    config.agent_port)
-    raise ConfigError("no agents to collect from: set ODIN_MIDGARD_AGENTS (host:port,...) "
-                      "or ODIN_MIDGARD_AGENT_SELECTOR (a Kubernetes label selector)")
+    log.warning("no agents configured: set ODIN_MIDGARD_AGENTS (host:port,...) or ODIN_MIDGARD_AGENT_SELECTOR "
+                "(a Kubernetes label selector); serving zero nodes")
+    return StaticDiscovery(())
 
 
 def check_config(config: MidgardConfig) -> None:

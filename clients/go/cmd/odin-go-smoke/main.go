@@ -158,14 +158,18 @@ func runJob(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient) {
 // watch streams the job's events until the stream ends (after the job's last event).
 func watch(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient, job string) schedulerv1.Job_State {
 	stream, err := scheduler.WatchJob(ctx, &schedulerv1.WatchJobRequest{Name: job})
-	outcome("watch_job_open", err, nil)
+	if err != nil {
+		outcome("watch_job", err, nil)
+	}
 	state := schedulerv1.Job_STATE_UNSPECIFIED
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			return state
 		}
-		outcome("watch_job_event", err, nil)
+		if err != nil {
+			outcome("watch_job", err, nil)
+		}
 		if event := msg.GetEvent(); event != nil {
 			if event.GetJobState() != schedulerv1.Job_STATE_UNSPECIFIED {
 				state = event.GetJobState()
@@ -184,14 +188,18 @@ func printLogs(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient
 	}
 	for _, task := range tasks.GetTasks() {
 		stream, err := scheduler.StreamTaskLogs(ctx, &schedulerv1.StreamTaskLogsRequest{Name: task.GetName()})
-		outcome("logs_open", err, report{"task": task.GetName()})
+		if err != nil {
+			outcome("logs", err, report{"task": task.GetName()})
+		}
 		text := ""
 		for {
 			chunk, err := stream.Recv()
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			outcome("logs_chunk", err, nil)
+			if err != nil {
+				outcome("logs", err, nil)
+			}
 			text += chunk.GetData()
 		}
 		emit(report{"step": "logs", "status": "OK", "task": task.GetName(), "state": task.GetState().String(),

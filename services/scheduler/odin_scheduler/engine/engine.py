@@ -160,8 +160,9 @@ class Engine:
                     log.exception("reconcile failed", extra={"job": job_id})
                     self._wake_at(job_id, self.clock() + 5 * US)
 
-    def _advance(self, c: Change, view: _View) -> None:
-        free = self.config.max_parallel_tasks - len(self._runners) - self._reserved
+    def _advance(self, c: Change, view: _View, own_slots: int = 0) -> None:
+        """The reconcile rule; `own_slots` are slots of attempts ending in this same change."""
+        free = self.config.max_parallel_tasks - len(self._runners) - self._reserved + own_slots
 
         def rendering(name: str, tasks: Mapping[str, Task]) -> Rendered:
             return render(view.plans[name], c.job.id, self.layout, view.task_ids, tasks)
@@ -197,6 +198,8 @@ class Engine:
         view.job = stored
         view.tasks.update(change.changed)
         for name in change.to_start:
+            if (stored.id, name) in self._runners:  # the attempt that just ended, replaced by its retry
+                del self._runners[(stored.id, name)]
             self._spawn_runner(stored.id, view.tasks[name], adopt=None, env=change.rendered[name].env)
         for task in change.to_stop:
             runner = self._runners.get((stored.id, task.name))
@@ -252,24 +255,37 @@ class Engine:
         runner.coroutine = asyncio.create_task(self._run_attempt(runner, adopt), name=f"attempt {task.task_id}")
 
     async def _run_attempt(self, runner: _Runner, adopt: Handle | None) -> None:
+        key = (runner.job_id, runner.task)
         try:
             outcome = await self._attempt_outcome(runner, adopt)
         except asyncio.CancelledError:
-            self._runners.pop((runner.job_id, runner.task), None)
+            self._runners.pop(key, None)
             raise
         except Exception as exc:  # an executor bug must still end the attempt, never leave it RUNNING
             log.exception("attempt crashed", extra={"job": runner.job_id, "task": runner.task})
             outcome = Outcome(False, None, "ExecutorError", f"the executor failed: {exc}", retryable=True)
-        self._runners.pop((runner.job_id, runner.task), None)
-        with contextlib.suppress(JobNotFound):
+        try:
+            # The slot stays taken until the outcome is committed, so the event log never shows more
+            # running attempts than the limits allow; the job's own next task may reuse it (`_finish`).
             await self._mutate(runner.job_id, lambda c, v: self._finish(c, v, runner, outcome))
-        self._release_slot()
+        except JobNotFound:
+            pass
+        finally:
+            if self._runners.get(key) is runner:
+                del self._runners[key]
+            self._forget_if_done(runner.job_id)
+            self._release_slot()
 
     def _finish(self, c: Change, view: _View, runner: _Runner, outcome: Outcome) -> None:
         self._record_handle(c, runner)  # a short attempt's handle is stored with its outcome
         plan = view.plans[runner.task]
         decide.finish_attempt(c, runner.task, runner.attempt, outcome, plan, self.clock(), self.rng)
-        self._advance(c, view)
+        self._advance(c, view, own_slots=1)
+
+    def _forget_if_done(self, job_id: str) -> None:
+        view = self._views.get(job_id)
+        if view is not None and view.job.state.terminal and not any(k[0] == job_id for k in self._runners):
+            self._forget(job_id)
 
     def _release_slot(self) -> None:
         waiters, self._slot_waiters = self._slot_waiters, set()

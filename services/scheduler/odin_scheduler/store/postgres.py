@@ -78,6 +78,7 @@ class PostgresStore:
         self._latest = 0
         self._changed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def open(self) -> None:
         await self.pool.open(wait=True, timeout=30)
@@ -86,10 +87,12 @@ class PostgresStore:
         self._listener = asyncio.create_task(self._listen(), name="postgres-listen")
 
     async def close(self) -> None:
+        self._closing = True
         if self._listener is not None:
+            # psycopg may turn a cancel during connect into its own error: the flag ends the loop then.
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._listener, 5)
         await self.pool.close()
 
     async def ping(self) -> bool:
@@ -249,7 +252,7 @@ class PostgresStore:
 
     async def _listen(self) -> None:
         """Follows NOTIFY on its own connection (other schedulers' writes too); reconnects on failure."""
-        while True:
+        while not self._closing:
             try:
                 async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
@@ -257,6 +260,8 @@ class PostgresStore:
                     async for notice in conn.notifies():
                         self._advance(int(notice.payload or 0))
             except (psycopg.Error, OSError) as exc:
+                if self._closing:
+                    return
                 log.warning("event listener lost its connection; reconnecting", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1.0)
 
