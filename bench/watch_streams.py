@@ -53,10 +53,10 @@ def pipeline(gate: Path, tasks: int, parallelism: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_scheduler(state: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_scheduler(state: Path, store_url: str = "") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "ODIN_SCHEDULER_HOST": "127.0.0.1", "ODIN_SCHEDULER_PORT": str(port),
-           "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state / 'scheduler.db'}",
+           "ODIN_SCHEDULER_STORE_URL": store_url or f"sqlite:///{state / 'scheduler.db'}",
            "ODIN_SCHEDULER_RUN_PATH": str(state / "runs"), "ODIN_SCHEDULER_EXECUTOR": "local",
            "ODIN_SCHEDULER_AUTH_DISABLED": "true", "ODIN_SCHEDULER_LOG_LEVEL": "WARNING"}
     log = (state / "scheduler.log").open("ab")
@@ -165,10 +165,11 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="instant tasks after the gate")
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--store-url", default="", help="the scheduler's store (default: SQLite in a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="odin-bench-watch-") as tmp:
         state = Path(tmp)
-        process, address = start_scheduler(state)
+        process, address = start_scheduler(state, args.store_url)
         try:
             asyncio.run(run(args, address, process.pid, state))
         finally:

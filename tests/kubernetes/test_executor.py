@@ -62,10 +62,17 @@ def pods(cluster: KubeCluster, run_name: str) -> list[dict[str, Any]]:
 async def test_pod_task_succeeds_and_its_logs_outlive_the_pod(kube_cluster: KubeCluster, executors: Factory,
                                                              tmp_path: Path) -> None:
     executor = executors()
-    run = task(tmp_path, env={"KWOK_RUN_DURATION": "500ms"})
+    run = task(tmp_path, env={"KWOK_RUN_DURATION": "3s"})
     handle = await executor.start(run)
     assert executor.resource_id(handle) == f"pod/{handle['name']}"
-    outcome = await asyncio.wait_for(executor.wait(run, handle), 30)
+    waiting = asyncio.ensure_future(executor.wait(run, handle))
+
+    async def logs_while_running() -> bool:
+        assert not waiting.done()
+        return run.log_file.exists() and kube_cluster.pod_log_line in run.log_file.read_text()
+
+    await assert_eventually_async(logs_while_running, 10, what="logs followed while the pod runs")
+    outcome = await asyncio.wait_for(waiting, 30)
     assert outcome.succeeded and outcome.exit_code == 0
     assert kube_cluster.pod_log_line in run.log_file.read_text()
     await assert_eventually_async(lambda: _async(not pods(kube_cluster, handle["name"])), 10,
@@ -202,8 +209,9 @@ async def test_watches_recover_from_an_apiserver_restart_and_compaction(kube_clu
     outcome = await asyncio.wait_for(waiting, 60)
     assert outcome.succeeded
     stats = executor.watch_stats()
-    assert sum(s["reconnects"] for s in stats.values()) >= 1
-    assert sum(s["relists"] for s in stats.values()) > relists_before  # 410 Gone -> re-list
+    assert sum(s["reconnects"] for s in stats.values()) >= 1  # resumed after the dropped connection
+    assert sum(s["expired"] for s in stats.values()) >= 1  # the old resourceVersion was compacted: 410 Gone
+    assert sum(s["relists"] for s in stats.values()) > relists_before  # ... and so re-listed
 
 
 async def test_events_are_listed_and_the_sweeper_removes_orphans(kube_cluster: KubeCluster, executors: Factory,

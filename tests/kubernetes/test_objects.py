@@ -177,3 +177,15 @@ def test_job_and_training_job_conditions() -> None:
     assert training_job_status(running, []).phase == Phase.RUNNING
     done = {"status": {"conditions": [{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}]}}
     assert training_job_status(done, []).phase == Phase.SUCCEEDED
+
+
+def test_the_spec_is_read_back_from_the_stored_job_spec() -> None:
+    from odin_scheduler.executor.kubernetes.executor import default_spec
+
+    from odin.pipeline_spec.model import PipelineSpec
+    from odin.pipeline_spec.render import render_spec_dict
+
+    stored = render_spec_dict(PipelineSpec(name="p", tasks=(FULL_SPEC,)))["tasks"][0]
+    run = run_of()
+    object.__setattr__(run, "spec", stored)  # what the engine is asked to pass along
+    assert default_spec(run) == FULL_SPEC

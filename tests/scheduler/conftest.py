@@ -1,33 +1,20 @@
-"""Fixtures for the scheduler tests: a real `odin-scheduler` process and helpers to drive it."""
+"""Fixtures for the scheduler tests: a real `odin-scheduler` process, and one store fixture over
+every backend (SQLite, a real PostgreSQL, FerretDB) shared by the store and engine suites."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import grpc
+import psycopg
 import pytest
+from odin_scheduler.store import Store, open_store
+from scheduler_testkit import Stub, scheduler_env
 from support.clients import channel
+from support.ferretdb import ferretdb_server, new_mongo_database  # noqa: F401 (a fixture)
+from support.postgres import PostgresServer
 from support.processes import ServiceProcess
-
-from odin.scheduler.v1 import scheduler_pb2 as pb
-from odin.scheduler.v1 import scheduler_pb2_grpc
-
-Stub = scheduler_pb2_grpc.SchedulerServiceStub
-TERMINAL = {pb.Job.STATE_SUCCEEDED, pb.Job.STATE_FAILED, pb.Job.STATE_CANCELLED}
-
-
-def scheduler_env(state: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state / 'scheduler.db'}",
-        "ODIN_SCHEDULER_RUN_PATH": str(state / "runs"),
-        "ODIN_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
-        "ODIN_SCHEDULER_KILL_GRACE_SECONDS": "1",
-    }
-    env.update({f"ODIN_SCHEDULER_{k.upper()}": v for k, v in extra.items()})
-    return env
 
 
 @pytest.fixture
@@ -46,49 +33,29 @@ def stub(scheduler: ServiceProcess) -> Iterator[Stub]:
         yield Stub(ch)
 
 
-def inline(main_yml: str, **kwargs: object) -> pb.CreateJobRequest:
-    return pb.CreateJobRequest(inline=pb.InlinePipeline(main_yml=main_yml), **kwargs)  # type: ignore[arg-type]
+_databases = itertools.count()
 
 
-def wait_job(stub: Stub, name: str, timeout: float = 30.0) -> pb.Job:
-    """Follows the job's WatchJob stream until it ends, then returns the job."""
-    for _ in stub.WatchJob(pb.WatchJobRequest(name=name), timeout=timeout):
-        pass
-    job = stub.GetJob(pb.GetJobRequest(name=name), timeout=5).job
-    assert job.state in TERMINAL, job
-    return job
+def new_database(server: PostgresServer) -> str:
+    name = f"scheduler_{next(_databases)}"
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return server.url(name)
 
 
-def tasks_of(stub: Stub, name: str) -> dict[str, pb.Task]:
-    return {t.name.rsplit("/", 1)[1]: t for t in stub.ListTasks(pb.ListTasksRequest(parent=name), timeout=5).tasks}
+@pytest.fixture(params=["sqlite", "postgresql", "mongodb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'scheduler.db'}"
+    if request.param == "mongodb":
+        return new_mongo_database(request.getfixturevalue("ferretdb_server"))
+    return new_database(request.getfixturevalue("postgres_server"))
 
 
-def field_violations(error: grpc.RpcError) -> dict[str, str]:
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status details"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
-
-
-def task_yaml(name: str, command: str, *extra: str) -> str:
-    lines = [f"  - name: {name}", "    image: local", f"    command: [sh, -c, {json.dumps(command)}]", *(f"    {e}" for e in extra)]
-    return "\n".join(lines)
-
-
-def pipeline(name: str, *tasks: str, extra: str = "") -> str:
-    return f"name: {name}\n{extra}tasks:\n" + "\n".join(tasks) + "\n"
-
-
-def eventually(check: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"not true after {timeout}s"
-        time.sleep(0.05)
-    return result
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = open_store(store_url)
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Stub, field_violations, inline, pipeline, task_yaml, tasks_of, wait_job
 from google.protobuf import duration_pb2
+from scheduler_testkit import Stub, field_violations, inline, pipeline, task_yaml, tasks_of, wait_job
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
 
@@ -57,7 +57,8 @@ def test_events_are_a_gapless_ordered_history(stub: Stub) -> None:
 BAD_PIPELINES = {
     "tasks:\n  - name: a\n    image: x\n    command: x\n    depends: trian\n": "inline.main_yml.tasks[0].depends",
     "tasks:\n  - name: a\n    image: x\n    command: x\n    args: ['${NOPE}']\n": "inline.main_yml.tasks[0].args[0]",
-    "tasks: [{name: a, image: x, command: x, depends: b}, {name: b, image: x, command: x, depends: a}]": "inline.main_yml.tasks",
+    "tasks: [{name: a, image: x, command: x, depends: b}, {name: b, image: x, command: x, depends: a}]":
+        "inline.main_yml.tasks",
     "tasks: [{name: a, image: x, command: x}, {name: a, image: x, command: x}]": "inline.main_yml.tasks[1].name",
     "tasks: [": "inline.main_yml",
     "": "inline.main_yml",
@@ -85,8 +86,8 @@ BAD_REQUESTS = [
     (pb.CreateJobRequest(), "source"),
     (inline("tasks: [{name: a, image: x, command: x}]", labels={"Bad Key": "v"}), "labels['Bad Key']"),
     (inline("tasks: [{name: a, image: x, command: x}]", options=pb.JobOptions(parallelism=-1)), "options.parallelism"),
-    (inline("tasks: [{name: a, image: x, command: x}]", options=pb.JobOptions(timeout=duration_pb2.Duration(seconds=-1))),
-     "options.timeout"),
+    (inline("tasks: [{name: a, image: x, command: x}]",
+            options=pb.JobOptions(timeout=duration_pb2.Duration(seconds=-1))), "options.timeout"),
     (pb.CreateJobRequest(inline=pb.InlinePipeline(main_yml="tasks: [{name: a, image: x, command: x}]",
                                                   files={"../escape": "x"})), "inline.files['../escape']"),
 ]  # fmt: skip
@@ -209,7 +210,7 @@ def test_cancel_stops_running_tasks_and_retry_reruns_only_what_did_not_succeed(s
 
 
 def _wait_running(stub: Stub, task: str) -> None:
-    from conftest import eventually
+    from scheduler_testkit import eventually
 
     eventually(lambda: stub.GetTask(pb.GetTaskRequest(name=task), timeout=5).task.state == S.STATE_RUNNING)
 
@@ -247,7 +248,7 @@ def test_logs_follow_live_and_resume_from_an_offset(stub: Stub, tmp_path: Path) 
 
 
 def test_watch_resumes_from_a_cursor_without_gaps_or_duplicates(stub: Stub) -> None:
-    yml = pipeline("resume", *(task_yaml(f"t{i}", "true", *(["depends: t%d" % (i - 1)] if i else [])) for i in range(4)))
+    yml = pipeline("resume", *(task_yaml(f"t{i}", "true", *([f"depends: t{i - 1}"] if i else [])) for i in range(4)))
     job = stub.CreateJob(inline(yml), timeout=10).job
     seen: list[int] = []
     for message in stub.WatchJob(pb.WatchJobRequest(name=job.name), timeout=30):
@@ -271,7 +272,7 @@ def test_watch_jobs_sends_heartbeats_and_filters(stub: Stub) -> None:
     for message in stream:
         if message.HasField("event"):
             jobs.add(message.event.job)
-            if message.event.type == pb.JobEvent.TYPE_JOB_STATE_CHANGED and message.event.job_state == pb.Job.STATE_SUCCEEDED:
+            if message.event.job_state == pb.Job.STATE_SUCCEEDED:
                 break
     assert jobs == {red.name}
     stream.cancel()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import Stub, inline, pipeline, scheduler_env, task_yaml, tasks_of
+from scheduler_testkit import Stub, inline, pipeline, scheduler_env, task_yaml, tasks_of
 from support.clients import channel
+from support.ferretdb import ferretdb_server, new_mongo_database  # noqa: F401 (a fixture)
 from support.processes import ServiceProcess
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
@@ -50,10 +51,12 @@ class Watcher:
                 self.moved.wait(0.2)  # the scheduler is down: retry (at the new address once it moved)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
 @pytest.mark.parametrize("restart_while_running", [True, False], ids=["adopt-live", "adopt-finished"])
 def test_kill_9_mid_job_then_restart_completes_it_exactly_once(
-    service_factory: Callable[..., ServiceProcess], state_dir: Path, tmp_path: Path, restart_while_running: bool
-) -> None:
+    service_factory: Callable[..., ServiceProcess], state_dir: Path, tmp_path: Path, restart_while_running: bool,
+    backend: str, request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
     ran = tmp_path / "ran"
     long = 4 if restart_while_running else 1.5
 
@@ -62,7 +65,7 @@ def test_kill_9_mid_job_then_restart_completes_it_exactly_once(
 
     yml = pipeline("crash", step("a", 0.1), step("long", long, "depends: a"), step("side", 0.1, "depends: a"),
                    step("c", 0.1, "depends: [long, side]"))  # fmt: skip
-    env = scheduler_env(state_dir)
+    env = scheduler_env(state_dir, **_store_env(backend, request))
     first = service_factory("scheduler", env)
     with channel(first.address) as ch:
         job = Stub(ch).CreateJob(inline(yml), timeout=10).job
@@ -85,6 +88,13 @@ def test_kill_9_mid_job_then_restart_completes_it_exactly_once(
         stored = [e.seq for e in stub.ListJobEvents(pb.ListJobEventsRequest(parent=job.name, page_size=1000)).events]
     assert watcher.seqs == stored
     assert watcher.events[-1].job_state == pb.Job.STATE_SUCCEEDED
+
+
+def _store_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """SQLite (scheduler_env's default) or a fresh database on the session's FerretDB (the MongoDB store)."""
+    if backend == "sqlite":
+        return {}
+    return {"store_url": new_mongo_database(request.getfixturevalue("ferretdb_server"))}
 
 
 def _long_exited(state_dir: Path, job: str) -> bool:

@@ -363,20 +363,27 @@ class KubeCluster:
                 # Nodes start with a not-ready taint that only the node lifecycle controller lifts; kwok nodes
                 # send no heartbeats, so that controller is off and so is the taint.
                 "--disable-admission-plugins=TaintNodesByCondition",
+                # Debian's etcd (3.4.23) predates reliable watch progress notifications, so the apiserver cannot
+                # serve "watch-list" streams and fails them only once the watch is open; client-go then re-lists
+                # after a backoff and kwok stalls for seconds. Turned off, they are refused at once and clients
+                # fall back to list + watch immediately.
+                "--feature-gates=WatchList=false",
                 "--enable-priority-and-fairness=false", "--profiling=false", "--v=1"],
             "kube-controller-manager": [
                 str(b["kube-controller-manager"]), f"--kubeconfig={inside}", "--leader-elect=false",
                 "--bind-address=127.0.0.1", "--secure-port=10257",
                 "--controllers=*,-nodelifecycle,-nodeipam,-bootstrapsigner,-tokencleaner,-csrsigning",
                 f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={self.ca_path}",
-                "--profiling=false", "--v=1"],
+                "--profiling=false", "--v=1", "--kube-api-qps=500", "--kube-api-burst=1000"],
             "kube-scheduler": [
                 str(b["kube-scheduler"]), f"--kubeconfig={inside}", "--leader-elect=false",
-                "--bind-address=127.0.0.1", "--secure-port=10259", "--profiling=false", "--v=1"],
+                "--bind-address=127.0.0.1", "--secure-port=10259", "--profiling=false", "--v=1",
+                "--kube-api-qps=500", "--kube-api-burst=1000"],
             "kwok": [
                 str(b["kwok"]), f"--kubeconfig={inside}", f"--config={self._write_kwok_config()}",
                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--node-ip=127.0.0.1", "--cidr=192.0.2.0/24", f"--node-port={KUBELET_PORT}", f"--server-address=127.0.0.1:{KUBELET_PORT}",
+                "--node-ip=127.0.0.1", "--cidr=192.0.2.0/24", f"--node-port={KUBELET_PORT}",
+                f"--server-address=127.0.0.1:{KUBELET_PORT}",
                 f"--tls-cert-file={pki / 'kubelet.crt'}", f"--tls-private-key-file={pki / 'kubelet.key'}",
                 "--node-lease-duration-seconds=0"],
         }
@@ -387,11 +394,8 @@ class KubeCluster:
 
     def _launch(self, name: str) -> None:
         component = self.components[name]
-        # Debian's etcd (3.4.23) predates reliable watch progress notifications, so the apiserver refuses
-        # "watch-list" streams; client-go then falls back to re-listing with backoff, which stalls kwok for seconds.
-        env = {**os.environ, "KUBE_FEATURE_WatchListClient": "false"}
         with component.log_path.open("ab") as log:
-            component.process = subprocess.Popen(self.netns_argv(component.argv), stdout=log, stderr=log, env=env,
+            component.process = subprocess.Popen(self.netns_argv(component.argv), stdout=log, stderr=log,
                                                  stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _check_alive(self) -> None:

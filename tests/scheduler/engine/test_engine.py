@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
-from conftest import Harness, task
-
+from engine_testkit import Harness, task
 from odin_scheduler.engine import EngineConfig
 from odin_scheduler.model import EventType, FailurePolicy, JobState, TaskState
+from support.waiting import assert_eventually_async
 
 
 async def test_dispatch_follows_dependencies_not_levels(harness: Harness) -> None:
@@ -97,8 +98,7 @@ async def test_job_deadline_fails_the_job_and_cancels_running_tasks(harness: Har
 
 async def test_cancel_and_retry(harness: Harness) -> None:
     job = await harness.run([task("a"), task("b", "sleep", "30", depends="a"), task("c", depends="b")])
-    while (await harness.tasks(job))["b"].state is not TaskState.RUNNING:
-        await harness.store.wait_for_events(0, 0.05)
+    await harness.until(job, "b", lambda t: t.state is TaskState.RUNNING)
     cancelled = await harness.engine.cancel_job(job, "stop")
     assert cancelled.state is JobState.CANCELLED
     assert {t.state for t in (await harness.tasks(job)).values()} == {TaskState.SUCCEEDED, TaskState.CANCELLED}
@@ -106,8 +106,7 @@ async def test_cancel_and_retry(harness: Harness) -> None:
     started = len(harness.executor.started)
     # Retrying re-runs b and c only; b now sleeps 30s again, so cancel once it runs to end the test.
     assert (await harness.engine.retry_job(job)).state is JobState.RUNNING
-    while len(harness.executor.started) == started:
-        await harness.store.wait_for_events(0, 0.05)
+    await assert_eventually_async(_async(lambda: len(harness.executor.started) > started))
     assert [t for t, _ in harness.executor.started[started:]] == [f"{job}--b"]
     await harness.engine.cancel_job(job, "")
 
@@ -122,9 +121,8 @@ async def test_unresolvable_reference_fails_the_task(harness: Harness) -> None:
 
 
 async def test_restart_with_the_instant_executor_fails_lost_attempts_by_policy(harness: Harness) -> None:
-    job = await harness.run([task("slow", "sleep", "30", retries=1)])
-    while (await harness.tasks(job))["slow"].state is not TaskState.RUNNING:
-        await harness.store.wait_for_events(0, 0.05)
+    job = await harness.run([task("slow", "sleep", "30", retries={"limit": 1, "backoff": "10ms"})])
+    await harness.until(job, "slow", lambda t: bool(t.handle))  # recorded: a restart will try to adopt it
     await harness.engine.stop()
     from odin_scheduler.engine import Engine
     from odin_scheduler.executor.instant import InstantExecutor
@@ -132,10 +130,16 @@ async def test_restart_with_the_instant_executor_fails_lost_attempts_by_policy(h
     fresh = Engine(harness.store, InstantExecutor(), harness.engine.layout)
     await fresh.start()
     try:
-        while (slow := (await harness.tasks(job))["slow"]).attempt < 2:
-            await harness.store.wait_for_events(0, 0.05)
+        slow = await harness.until(job, "slow", lambda t: t.attempt >= 2)
         events = await harness.store.list_events(0, job_id=job)
         assert any(e.reason == "SchedulerRestarted" for e in events)
         assert slow.state is TaskState.RUNNING
     finally:
         await fresh.stop()
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def run() -> bool:
+        return check()
+
+    return run

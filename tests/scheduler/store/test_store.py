@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 
 import pytest
-
 from odin_scheduler.model import (
     EventType,
     Job,

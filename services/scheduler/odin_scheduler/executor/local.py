@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ class LocalExecutor:
 
     def __init__(self, kill_grace_seconds: float = 5.0) -> None:
         self.kill_grace_seconds = kill_grace_seconds
-        self._children: dict[int, asyncio.subprocess.Process] = {}
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     async def start(self, run: TaskRun) -> Handle:
         run.attempt_dir.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ class LocalExecutor:
         existing = _read_pid(run.attempt_dir)
         if existing is not None:
             return await self.adopt(run, {"pid": existing, "dir": str(run.attempt_dir)})
-        proc = await self._spawn(run)
+        proc = self._spawn(run)
         start_time = _create_time(proc.pid)
         self._children[proc.pid] = proc
         return {"pid": proc.pid, "start_time": start_time, "dir": str(run.attempt_dir)}
@@ -66,12 +67,12 @@ class LocalExecutor:
 
     async def wait(self, run: TaskRun, handle: Handle) -> Outcome:
         pid = int(handle["pid"])
-        child = self._children.pop(pid, None)
+        child = self._children.get(pid)
+        await _wait_exit(pid, handle.get("start_time"))
+        returncode: int | None = None
         if child is not None:
-            returncode: int | None = await child.wait()
-        else:
-            await _wait_foreign(pid, handle.get("start_time"))
-            returncode = None
+            returncode = child.wait()  # already exited: this only reaps it
+            del self._children[pid]
         code = _read_exit_code(run.attempt_dir)
         if code is None and returncode == CLAIMED_EXIT and (claimer := _read_pid(run.attempt_dir)) != pid:
             return await self.wait(run, await self.adopt(run, {"pid": claimer}))
@@ -91,13 +92,14 @@ class LocalExecutor:
     def resource_id(self, handle: Handle) -> str:
         return str(handle.get("pid", ""))
 
-    async def _spawn(self, run: TaskRun) -> asyncio.subprocess.Process:
+    def _spawn(self, run: TaskRun) -> subprocess.Popen[bytes]:
+        # A plain Popen waited on through a pidfd: asyncio's child watcher would add a thread per process.
         with run.log_file.open("ab") as output:
             try:
-                return await asyncio.create_subprocess_exec(
-                    "/bin/sh", "-c", WRAPPER, str(run.attempt_dir), *run.command, *run.args,
-                    cwd=run.cwd, env=_environment(run), stdin=asyncio.subprocess.DEVNULL,
-                    stdout=output, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                return subprocess.Popen(
+                    ["/bin/sh", "-c", WRAPPER, str(run.attempt_dir), *run.command, *run.args],
+                    cwd=run.cwd, env=_environment(run), stdin=subprocess.DEVNULL,
+                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             except OSError as exc:
                 raise PermanentError(f"cannot start the task: {exc.strerror or exc}", reason="StartFailed") from None
@@ -178,8 +180,8 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-async def _wait_foreign(pid: int, start_time: Any) -> None:
-    """Waits for a process that is not our child (adopted after a restart): pidfd, else polling."""
+async def _wait_exit(pid: int, start_time: Any) -> None:
+    """Waits until the process exits (our child, or adopted after a restart): pidfd, else polling."""
     try:
         fd = os.pidfd_open(pid)
     except (OSError, AttributeError):

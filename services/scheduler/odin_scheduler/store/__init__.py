@@ -10,7 +10,10 @@ __all__ = ["JobCursor", "StaleJob", "Store", "StoreError", "open_store"]
 
 
 def open_store(url: str) -> Store:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://…` (then `await store.open()`)."""
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `postgresql://…` or `mongodb://host:port/database`.
+
+    Then `await store.open()`.
+    """
     if url.startswith("sqlite:///"):
         from odin_scheduler.store.sqlite import SqliteStore
 
@@ -19,4 +22,9 @@ def open_store(url: str) -> Store:
         from odin_scheduler.store.postgres import PostgresStore
 
         return PostgresStore(url)
-    raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://")
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from odin_scheduler.store.mongo import MongoStore
+
+        return MongoStore(url)
+    scheme = url.split(":", 1)[0]
+    raise ValueError(f"unsupported store URL scheme in {scheme!r}: use sqlite:///, postgresql:// or mongodb://")

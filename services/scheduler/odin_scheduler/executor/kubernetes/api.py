@@ -45,10 +45,13 @@ class KubeApi:
         from kubernetes import config as kube_config
 
         loader: Any = kube_config  # the client's loaders are untyped
-        if config.kubeconfig:
-            return cls(loader.new_client_from_config(config_file=config.kubeconfig, context=config.context or None))
         configuration = client.Configuration()
-        loader.load_incluster_config(client_configuration=configuration)
+        if config.kubeconfig:
+            loader.load_kube_config(config_file=config.kubeconfig, context=config.context or None,
+                                    client_configuration=configuration)
+        else:
+            loader.load_incluster_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = config.api_threads + 16  # + the watches' long-lived streams
         return cls(client.ApiClient(configuration))
 
     def close(self) -> None:

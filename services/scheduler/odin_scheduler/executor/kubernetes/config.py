@@ -32,4 +32,6 @@ class KubernetesConfig:
     # Grace period given to the containers of a cancelled attempt.
     delete_grace_seconds: int = 5
     watch_timeout_seconds: int = 300
+    # Threads (and pooled connections) for API calls and log streams' hand-offs.
+    api_threads: int = 64
     reconnect_max_seconds: float = 30.0

@@ -8,15 +8,20 @@ wakes the waiter of that attempt, which re-reads the cache and decides (level-tr
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import urllib3
 
+from odin.pipeline_spec.errors import Collector
 from odin.pipeline_spec.model import RESOURCE_TYPE_ALIASES, TaskSpec
+from odin.pipeline_spec.task_parser import parse_task
 from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun, TemporaryError
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.api import KubeApi, KubeApiError
@@ -30,17 +35,33 @@ from odin_scheduler.executor.kubernetes.watch import ResourceWatch
 log = logging.getLogger("odin.scheduler.kubernetes")
 
 SpecOf = Callable[[TaskRun], TaskSpec]
+T = TypeVar("T")
 _UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 RECHECK_SECONDS = 30.0  # a waiter re-reads its attempt at least this often, whatever the watches say
 
 
 def default_spec(run: TaskRun) -> TaskSpec:
-    """The task's validated spec when the engine passes it along (`run.spec`), else what TaskRun itself carries."""
+    """The task's spec when the engine passes it along (`run.spec`: a TaskSpec, or the task's entry of the stored,
+    rendered job spec), else what TaskRun itself carries."""
     spec = getattr(run, "spec", None)
     if isinstance(spec, TaskSpec):
         return spec
+    if isinstance(spec, Mapping):
+        return spec_from_mapping(spec)
     return TaskSpec(name=run.task, image=run.image, command=run.command, args=run.args, env=dict(run.env),
                     resource_type=run.resource_type or "Pod")
+
+
+def spec_from_mapping(task: Mapping[str, Any]) -> TaskSpec:
+    """A TaskSpec from a task as `render_spec_dict` stores it."""
+    raw = {k: v for k, v in task.items() if k not in ("timeout_seconds", "retries")}
+    out = Collector()
+    spec = parse_task(raw, "task", out)
+    if spec is None or out.errors:
+        problems = "; ".join(f"{v.field}: {v.description}" for v in out.errors)
+        raise PermanentError(f"the task's spec is invalid: {problems}", reason="InvalidSpec")
+    timeout = task.get("timeout_seconds")
+    return dataclasses.replace(spec, timeout_seconds=float(timeout) if timeout else None)
 
 
 class KubernetesExecutor:
@@ -57,6 +78,9 @@ class KubernetesExecutor:
         self._progress: dict[str, Status] = {}
         self._cancelled: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # API calls and log hand-offs block a thread each; a pool of our own keeps them from queueing behind the
+        # event loop's small default pool (and behind each other) when many attempts end at once.
+        self._pool = ThreadPoolExecutor(max_workers=config.api_threads, thread_name_prefix="odin-k8s")
 
     # -- the Executor protocol ------------------------------------------------------------------------------
     async def start(self, run: TaskRun) -> Handle:
@@ -67,7 +91,7 @@ class KubernetesExecutor:
         body = handler.build(self._context(run, spec, name))
         self._ensure_watches(handler)
         try:
-            created = await asyncio.to_thread(self.api.request, "POST",
+            created = await self._call(self.api.request, "POST",
                                               handler.collection_path(self.config.namespace), body=body)
         except KubeApiError as exc:
             if exc.reason == "AlreadyExists":
@@ -103,7 +127,7 @@ class KubernetesExecutor:
             status = await self._follow(handler, namespace, name, logs)
         finally:
             self._cancelled.discard(name)
-        await asyncio.to_thread(logs.finish, self.pods_of(name), handler.replica_label)
+        await self._call(logs.finish, self.pods_of(name), handler.replica_label)
         await self._clean_up(handler, namespace, name, status)
         return _outcome(status)
 
@@ -140,7 +164,7 @@ class KubernetesExecutor:
         involved = [name, *(p["metadata"]["name"] for p in self.pods_of(name))]
         found: list[dict[str, Any]] = []
         for obj_name in dict.fromkeys(involved):
-            body = await asyncio.to_thread(self.api.request, "GET", f"/api/v1/namespaces/{namespace}/events",
+            body = await self._call(self.api.request, "GET", f"/api/v1/namespaces/{namespace}/events",
                                            [("fieldSelector", f"involvedObject.name={obj_name}")])
             found += body.get("items", [])
         return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
@@ -150,21 +174,26 @@ class KubernetesExecutor:
         deleted = []
         for handler in self._watched_handlers():
             watch = self._watch(handler)
-            await asyncio.to_thread(watch.synced.wait, 30)
+            await self._call(watch.synced.wait, 30)
             for obj in watch.select(lambda o: _is_orphan(o, live)):
                 await self._delete(handler, self.config.namespace, obj["metadata"]["name"], grace=0)
                 deleted.append(obj["metadata"]["name"])
         return deleted
 
     def watch_stats(self) -> dict[str, dict[str, int]]:
-        return {path: {"relists": w.relists, "reconnects": w.reconnects} for path, w in self._watches.items()}
+        return {path: {"relists": w.relists, "reconnects": w.reconnects, "expired": w.expired}
+                for path, w in self._watches.items()}
 
     async def close(self) -> None:
         for watch in self._watches.values():
             watch.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
 
     # -- internals ------------------------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
     def _handler(self, resource_type: str) -> tuple[str, ResourceHandler]:
         key = RESOURCE_TYPE_ALIASES.get(resource_type, resource_type) or "Pod"
         handler = handler_for(key)
@@ -208,7 +237,7 @@ class KubernetesExecutor:
 
     async def _synced(self, handler: ResourceHandler) -> None:
         for watch in (self._watches[self._pod_path()], self._watch(handler)):
-            while not await asyncio.to_thread(watch.synced.wait, 5.0):
+            while not await self._call(watch.synced.wait, 5.0):
                 log.warning("waiting for the first list of %s: %s", watch.path, watch.error or "no answer yet")
 
     def _on_pod_change(self, pod: Obj) -> None:
@@ -274,7 +303,7 @@ class KubernetesExecutor:
 
     async def _get(self, handler: ResourceHandler, namespace: str, name: str) -> Obj | None:
         try:
-            return await asyncio.to_thread(self.api.request, "GET", handler.object_path(namespace, name))
+            return await self._call(self.api.request, "GET", handler.object_path(namespace, name))
         except KubeApiError as exc:
             if exc.status == 404:
                 return None
@@ -286,7 +315,7 @@ class KubernetesExecutor:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
                 "gracePeriodSeconds": grace}
         try:
-            await asyncio.to_thread(self.api.request, "DELETE", handler.object_path(namespace, name), body=body)
+            await self._call(self.api.request, "DELETE", handler.object_path(namespace, name), body=body)
         except KubeApiError as exc:
             if exc.status != 404:
                 raise TemporaryError(f"deleting {handler.kind} {name}: {exc}", delay=2.0) from None

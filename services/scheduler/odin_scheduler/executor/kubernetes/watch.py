@@ -43,6 +43,8 @@ class ResourceWatch:
         self._stopping = threading.Event()
         self.synced = threading.Event()
         self.relists = 0
+        self.expired = 0  # 410 Gone answers
+        self._version = ""  # the resourceVersion the cache is at; empty: list first
         self.reconnects = 0
         self.error = ""  # the last failure, until the next successful list
         self._stream: Any = None
@@ -70,19 +72,21 @@ class ResourceWatch:
         delay = 0.0
         while not self._stopping.is_set():
             try:
-                version = self._list()
+                if not self._version:
+                    self._version = self._list()
+                self._watch()  # returns when the server ends the watch (timeout): resume from where it got
                 delay = 0.0
-                while not self._stopping.is_set():
-                    version = self._watch(version)
-                    delay = 0.0
             except Gone:
+                self.expired += 1
+                self._version = ""
                 log.info("watch of %s expired (410 Gone): re-listing", self.path)
-                continue
             except (KubeApiError, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                if self._stopping.is_set():
+                    break
                 self.error = str(exc)
                 self.reconnects += 1
                 delay = min(self._reconnect_max, max(0.2, delay * 2))
-                log.warning("watch of %s failed (%s); retrying in %.1fs", self.path, exc, delay)
+                log.warning("watch of %s failed (%s); resuming in %.1fs", self.path, exc, delay)
                 self._stopping.wait(delay * random.uniform(0.8, 1.2))
 
     def _list(self) -> str:
@@ -100,9 +104,9 @@ class ResourceWatch:
             self._on_change(obj)
         return str(body["metadata"]["resourceVersion"])
 
-    def _watch(self, version: str) -> str:
-        """Follows events from `version` until the server ends the watch; returns the version reached."""
-        query = [("watch", "1"), ("resourceVersion", version), ("allowWatchBookmarks", "true"),
+    def _watch(self) -> None:
+        """Follows events from the cache's version until the server ends the watch."""
+        query = [("watch", "1"), ("resourceVersion", self._version), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", str(self._watch_timeout)), ("labelSelector", self._selector)]
         with self._api.stream(self.path, query, read_timeout=self._watch_timeout + 30) as lines:
             self._stream = lines
@@ -111,10 +115,9 @@ class ResourceWatch:
                     if self._stopping.is_set():
                         break
                     if line.strip():
-                        version = self._apply(json.loads(line), version)
+                        self._version = self._apply(json.loads(line), self._version)
             finally:
                 self._stream = None
-        return version
 
     def _apply(self, event: dict[str, Any], version: str) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
