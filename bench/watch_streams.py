@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""500 concurrent WatchJob streams against a real scheduler process while a job emits events.
+"""N concurrent WatchJob streams against a real scheduler process while a job emits events.
 
-Starts `odin-scheduler` (SQLite store, local executor, auth off) and creates a job whose first task waits
-on a gate file, followed by many instant `true` tasks run with limited parallelism. Then:
+Starts `odin-scheduler` (SQLite store, local executor, auth off) as its own process and creates a job
+whose first task waits on a gate file, followed by many instant `true` tasks run with limited
+parallelism. The streams are spread over `--clients` client processes (so one client's CPU is not
+the bottleneck). Then:
 
 1. memory per idle stream: the scheduler's RSS before and after opening N streams that replayed the
    job's first events and now wait (the gate is closed, nothing happens), divided by N;
 2. delivery latency: the gate opens, the job emits its events; each stream records when it received
    each event, compared with the event's own `time` (same machine, same clock);
-3. lost and duplicated events: each stream's seqs against the job's stored events (ListJobEvents).
+3. lost and duplicated events: each stream's seqs against the job's stored events (ListJobEvents);
+4. the scheduler's CPU per delivered message (its CPU while the job ran, minus what an identical
+   run with one stream costs is left to the reader: run `--streams 1` for the engine's own share).
 
 Streams use the raw generated stub (not odin.client, whose de-duplication would hide a server
-duplicate). Prints the numbers; see docs/benchmarks.md.
+duplicate). `--profile FILE` runs the scheduler under cProfile. Prints the numbers; see
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing as mp
 import os
 import statistics
 import subprocess
@@ -25,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import psutil
@@ -38,11 +45,12 @@ BIN = Path(sys.executable).parent
 
 
 @dataclass
-class Stream:
-    """What one watcher received: (seq, event time, receive time) per event."""
+class Received:
+    """What one client process's streams received: per stream, the seqs and the live latencies (ms)."""
 
-    received: list[tuple[int, float, float]] = field(default_factory=list)
-    first: asyncio.Event = field(default_factory=asyncio.Event)
+    seqs: list[list[int]] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
 
 
 def pipeline(gate: Path, tasks: int, parallelism: int) -> str:
@@ -53,15 +61,18 @@ def pipeline(gate: Path, tasks: int, parallelism: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_scheduler(state: Path, store_url: str = "") -> tuple[subprocess.Popen[bytes], str]:
+def start_scheduler(state: Path, store_url: str = "", profile: str = "") -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "ODIN_SCHEDULER_HOST": "127.0.0.1", "ODIN_SCHEDULER_PORT": str(port),
            "ODIN_SCHEDULER_STORE_URL": store_url or f"sqlite:///{state / 'scheduler.db'}",
            "ODIN_SCHEDULER_RUN_PATH": str(state / "runs"), "ODIN_SCHEDULER_EXECUTOR": "local",
            "ODIN_SCHEDULER_AUTH_DISABLED": "true", "ODIN_SCHEDULER_LOG_LEVEL": "WARNING"}
+    command = [str(BIN / "odin-scheduler")]
+    if profile:
+        command = [sys.executable, "-m", "cProfile", "-o", profile, *command]
     log = (state / "scheduler.log").open("ab")
-    process = subprocess.Popen([str(BIN / "odin-scheduler")], env=env, stdout=log, stderr=log,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while _health(address, 0.5) != "SERVING":
@@ -71,14 +82,48 @@ def start_scheduler(state: Path, store_url: str = "") -> tuple[subprocess.Popen[
     return process, address
 
 
-async def watch(stub: scheduler_pb2_grpc.SchedulerServiceStub, job: str, stream: Stream) -> None:
-    call = stub.WatchJob(pb.WatchJobRequest(name=job, after_seq=0))
-    async for response in call:
+# ---- client processes --------------------------------------------------------------------------
+
+
+def client_main(address: str, job: str, streams: int, channels: int, pipe: Connection) -> None:
+    """One client process: opens `streams` WatchJob streams, reports when all replayed, waits for 'go'
+    (the gate opening time), follows them to the job's end and sends back what it received."""
+    pipe.send(asyncio.run(_client(address, job, streams, channels, pipe)))
+    pipe.close()
+
+
+async def _client(address: str, job: str, count: int, channels: int, pipe: Connection) -> Received:
+    chans = [aio.insecure_channel(address) for _ in range(channels)]
+    stubs = [scheduler_pb2_grpc.SchedulerServiceStub(c) for c in chans]
+    streams: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]
+    firsts = [asyncio.Event() for _ in range(count)]
+    watchers = [asyncio.create_task(_watch(stubs[i % channels], job, streams[i], firsts[i])) for i in range(count)]
+    await asyncio.gather(*(f.wait() for f in firsts))
+    pipe.send("ready")
+    gate_time: float = await asyncio.to_thread(pipe.recv)
+    started = time.process_time()
+    await asyncio.gather(*watchers)
+    cpu = time.process_time() - started
+    for channel in chans:
+        await channel.close()
+    return Received(
+        seqs=[[seq for seq, _, _ in s] for s in streams],
+        latency_ms=[(recv - sent) * 1000 for s in streams for _, sent, recv in s if sent >= gate_time],
+        cpu_seconds=cpu,
+    )
+
+
+async def _watch(stub: scheduler_pb2_grpc.SchedulerServiceStub, job: str, received: list[tuple[int, float, float]],
+                 first: asyncio.Event) -> None:
+    async for response in stub.WatchJob(pb.WatchJobRequest(name=job, after_seq=0)):
         if response.HasField("event"):
             now = time.time()
             event = response.event
-            stream.received.append((event.seq, event.time.seconds + event.time.nanos / 1e9, now))
-            stream.first.set()
+            received.append((event.seq, event.time.seconds + event.time.nanos / 1e9, now))
+            first.set()
+
+
+# ---- the coordinator ---------------------------------------------------------------------------
 
 
 def rss(pid: int) -> int:
@@ -95,64 +140,94 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(args: argparse.Namespace, address: str, pid: int, state: Path) -> None:
-    channels = [aio.insecure_channel(address) for _ in range(args.channels)]
-    stubs = [scheduler_pb2_grpc.SchedulerServiceStub(c) for c in channels]
-    gate = state / "gate"
-    created = await stubs[0].CreateJob(pb.CreateJobRequest(
-        request_id="bench", inline=pb.InlinePipeline(main_yml=pipeline(gate, args.tasks, args.parallelism))))
-    job = created.job.name
-    await asyncio.sleep(1.0)  # the gate task is running; the job is quiet from here on
-    before = rss(pid)
+async def create_job(address: str, state: Path, args: argparse.Namespace) -> str:
+    async with aio.insecure_channel(address) as channel:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        yml = pipeline(state / "gate", args.tasks, args.parallelism)
+        created = await stub.CreateJob(pb.CreateJobRequest(request_id="bench", inline=pb.InlinePipeline(main_yml=yml)))
+        return str(created.job.name)
 
-    streams = [Stream() for _ in range(args.streams)]
+
+async def stored_events(address: str, job: str) -> tuple[list[int], pb.Job]:
+    async with aio.insecure_channel(address) as channel:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        seqs: list[int] = []
+        token = ""
+        while True:
+            page = await stub.ListJobEvents(pb.ListJobEventsRequest(parent=job, page_size=1000, page_token=token))
+            seqs += [e.seq for e in page.events]
+            token = page.next_page_token
+            if not token:
+                return seqs, (await stub.GetJob(pb.GetJobRequest(name=job))).job
+
+
+def run(args: argparse.Namespace, address: str, pid: int, state: Path) -> None:
+    job = asyncio.run(create_job(address, state, args))
+    time.sleep(1.0)  # the gate task is running; the job is quiet from here on
+    before = rss(pid)
+    context = mp.get_context("spawn")
+    shares = [args.streams // args.clients + (i < args.streams % args.clients) for i in range(args.clients)]
+    pipes, clients = [], []
+    for share in shares:
+        mine, theirs = context.Pipe()
+        process = context.Process(target=client_main, args=(address, job, share, args.channels, theirs))
+        process.start()
+        pipes.append(mine)
+        clients.append(process)
     opened = time.perf_counter()
-    watchers = [asyncio.create_task(watch(stubs[i % len(stubs)], job, s)) for i, s in enumerate(streams)]
-    await asyncio.wait_for(asyncio.gather(*(s.first.wait() for s in streams)), 60)
+    for pipe in pipes:
+        if not pipe.poll(120) or pipe.recv() != "ready":
+            raise SystemExit("a client did not open its streams")
     open_seconds = time.perf_counter() - opened
-    await asyncio.sleep(2.0)  # let the server settle (buffers, GC) while the streams sit idle
+    time.sleep(2.0)  # let the server settle (buffers, GC) while the streams sit idle
     after = rss(pid)
 
-    server_cpu, client_cpu = cpu_seconds(pid), cpu_seconds(os.getpid())
+    server_cpu = cpu_seconds(pid)
+    load_before = os.getloadavg()[0]
     gate_time = time.time()
-    gate.touch()
-    await asyncio.wait_for(asyncio.gather(*watchers), args.timeout)
+    for pipe in pipes:
+        pipe.send(gate_time)
+    (state / "gate").touch()
+    results: list[Received] = []
+    for pipe in pipes:
+        if not pipe.poll(args.timeout):
+            raise SystemExit("a client did not finish in time")
+        results.append(pipe.recv())
     finished = time.time()
-    cpu = (cpu_seconds(pid) - server_cpu, cpu_seconds(os.getpid()) - client_cpu)
-
-    stored: list[int] = []
-    token = ""
-    while True:
-        page = await stubs[0].ListJobEvents(pb.ListJobEventsRequest(parent=job, page_size=1000, page_token=token))
-        stored += [e.seq for e in page.events]
-        token = page.next_page_token
-        if not token:
-            break
-    final = (await stubs[0].GetJob(pb.GetJobRequest(name=job))).job
-    report(args, streams, stored, final, (gate_time, finished), (before, after), open_seconds, cpu)
-    for channel in channels:
-        await channel.close()
+    server = cpu_seconds(pid) - server_cpu
+    load_after = os.getloadavg()[0]
+    for process in clients:
+        process.join(10)
+    stored, final = asyncio.run(stored_events(address, job))
+    report(args, results, stored, final, (gate_time, finished), (before, after), open_seconds, server,
+           (load_before, load_after))
 
 
-def report(args: argparse.Namespace, streams: list[Stream], stored: list[int], final: pb.Job,
-           window: tuple[float, float], memory: tuple[int, int], open_seconds: float, cpu: tuple[float, float]) -> None:
+def report(args: argparse.Namespace, results: list[Received], stored: list[int], final: pb.Job,
+           window: tuple[float, float], memory: tuple[int, int], open_seconds: float, server_cpu: float,
+           load: tuple[float, float]) -> None:
     (gate_time, finished), (before, after) = window, memory
+    seqs = [s for r in results for s in r.seqs]
+    live = [ms for r in results for ms in r.latency_ms]
     expected = set(stored)
-    lost = sum(len(expected - {seq for seq, _, _ in s.received}) for s in streams)
-    duplicated = sum(len(s.received) - len({seq for seq, _, _ in s.received}) for s in streams)
-    out_of_order = sum(any(a[0] >= b[0] for a, b in zip(s.received, s.received[1:], strict=False)) for s in streams)
-    live = [(recv - sent) * 1000 for s in streams for _, sent, recv in s.received if sent >= gate_time]
-    live_events = sum(1 for _, sent, _ in streams[0].received if sent >= gate_time)
+    lost = sum(len(expected - set(s)) for s in seqs)
+    duplicated = sum(len(s) - len(set(s)) for s in seqs)
+    out_of_order = sum(any(a >= b for a, b in zip(s, s[1:], strict=False)) for s in seqs)
+    live_events = len(live) // max(args.streams, 1)
     rate = live_events / max(finished - gate_time, 1e-9)
+    client_cpu = sum(r.cpu_seconds for r in results)
     print(f"job {final.name}: {pb.Job.State.Name(final.state)}, {len(stored)} events stored, "
           f"{args.tasks + 1} tasks, parallelism {args.parallelism}")
-    print(f"streams: {args.streams} on {args.channels} channels, all open and replayed in {open_seconds:.2f}s")
+    print(f"streams: {args.streams} over {args.clients} client processes x {args.channels} channels, "
+          f"all open and replayed in {open_seconds:.2f}s")
     print(f"event rate while running: {rate:.0f} events/s ({live_events} events in {finished - gate_time:.2f}s)")
-    print(f"deliveries measured: {len(live)} ({len(live) // max(args.streams, 1)} per stream)")
+    print(f"deliveries measured: {len(live)} ({live_events} per stream)")
     print(f"delivery latency ms: p50 {statistics.median(live):.1f}  p90 {percentile(live, 0.9):.1f}  "
           f"p99 {percentile(live, 0.99):.1f}  max {max(live):.1f}")
-    print(f"CPU seconds while running: scheduler {cpu[0]:.2f}, this client {cpu[1]:.2f} "
-          f"(machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"CPU seconds while running: scheduler {server_cpu:.2f} "
+          f"({server_cpu / max(len(live), 1) * 1e6:.0f} us per delivered message, engine included), "
+          f"clients {client_cpu:.2f} ({client_cpu / max(len(live), 1) * 1e6:.0f} us per message)")
+    print(f"machine load average: {load[0]:.1f} at the start, {load[1]:.1f} at the end ({os.cpu_count()} cores)")
     print(f"lost events: {lost}   duplicated events: {duplicated}   streams out of order: {out_of_order}")
     print(f"scheduler RSS: {before / 2**20:.1f} MiB idle job, {after / 2**20:.1f} MiB with {args.streams} idle "
           f"streams -> {(after - before) / args.streams / 1024:.1f} KiB per idle stream")
@@ -161,20 +236,22 @@ def report(args: argparse.Namespace, streams: list[Stream], stored: list[int], f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, default=500)
-    parser.add_argument("--channels", type=int, default=4)
-    parser.add_argument("--tasks", type=int, default=200, help="instant tasks after the gate")
+    parser.add_argument("--clients", type=int, default=4, help="client processes the streams are spread over")
+    parser.add_argument("--channels", type=int, default=2, help="channels per client process")
+    parser.add_argument("--tasks", type=int, default=200, help="instant tasks after the gate (3 events each)")
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--store-url", default="", help="the scheduler's store (default: SQLite in a temp dir)")
+    parser.add_argument("--profile", default="", help="run the scheduler under cProfile, writing stats here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="odin-bench-watch-") as tmp:
         state = Path(tmp)
-        process, address = start_scheduler(state, args.store_url)
+        process, address = start_scheduler(state, args.store_url, args.profile)
         try:
-            asyncio.run(run(args, address, process.pid, state))
+            run(args, address, process.pid, state)
         finally:
             process.terminate()
-            process.wait(15)
+            process.wait(30)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odin.runtime.auth import current_identity
-from odin.runtime.errors import Unauthenticated
-from odin.runtime.tokens import Role
-
 ANONYMOUS = "users/anonymous"
 
 
@@ -19,6 +15,11 @@ class Caller:
 
 def current_caller() -> Caller:
     """The caller of the RPC being handled (anonymous outside an authenticated call)."""
+    # Imported here: the auth context pulls in grpc and JWT, which the embedded engine (odin.engine) never needs.
+    from odin.runtime.auth import current_identity
+    from odin.runtime.errors import Unauthenticated
+    from odin.runtime.tokens import Role
+
     try:
         identity = current_identity()
     except Unauthenticated:

@@ -6,12 +6,10 @@ text of `main.yml` plus the pipeline's other files, which the job gets as its `$
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
-import jinja2
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc import aio
@@ -20,10 +18,9 @@ from grpc_status import rpc_status
 from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
 from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from odin.scheduler.v1 import scheduler_pb2
+from odin_scheduler.inline import resolve as resolve_inline_text
 from odin_scheduler.jobs import MAIN_FILE, ResolvedPipeline
 
-MAX_FILES = 100
-MAX_FILES_BYTES = 1024 * 1024
 CALL_TIMEOUT_SECONDS = 30.0
 
 
@@ -80,48 +77,7 @@ class PipelineSources:
 
 
 def resolve_inline(inline: scheduler_pb2.InlinePipeline, parameters: Mapping[str, Any]) -> ResolvedPipeline:
-    violations = _file_violations(inline)
-    if not inline.main_yml.strip():
-        violations.insert(0, ("inline.main_yml", "is required"))
-    if violations:
-        raise InvalidArgument("the inline pipeline is invalid", violations)
-    main = render_template(inline.main_yml, parameters) if parameters else inline.main_yml
-    return ResolvedPipeline(main, dict(inline.files))
-
-
-def render_template(text: str, parameters: Mapping[str, Any]) -> str:
-    """Renders `main.yml` as a sandboxed Jinja2 template when parameters (`--x:key value`) are given."""
-    environment = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    try:
-        return environment.from_string(text).render(**parameters)
-    except jinja2.TemplateError as exc:
-        raise InvalidArgument.field("parameters", f"cannot render main.yml with these parameters: {exc}") from None
-
-
-def _file_violations(inline: scheduler_pb2.InlinePipeline) -> list[tuple[str, str]]:
-    violations: list[tuple[str, str]] = []
-    if len(inline.files) > MAX_FILES:
-        violations.append(("inline.files", f"at most {MAX_FILES} files"))
-    total = len(inline.main_yml.encode()) + sum(len(v.encode()) for v in inline.files.values())
-    if total > MAX_FILES_BYTES:
-        violations.append(("inline.files", f"at most {MAX_FILES_BYTES} bytes in all"))
-    for path in inline.files:
-        problem = unsafe_path(path)
-        if problem:
-            violations.append((f"inline.files[{path!r}]", problem))
-    return violations
-
-
-def unsafe_path(path: str) -> str:
-    """Why a pipeline file path cannot be written under WORK_PATH; empty when it is fine."""
-    parts = path.split("/")
-    if not path or path.startswith("/") or posixpath.normpath(path) != path:
-        return "must be a relative, normalised path"
-    if ".." in parts or ".git" in parts or any(ord(c) < 32 for c in path):
-        return 'must not contain "..", ".git" or control characters'
-    if path == MAIN_FILE:
-        return f"{MAIN_FILE} goes in main_yml"
-    return ""
+    return resolve_inline_text(inline.main_yml, dict(inline.files), parameters)
 
 
 def _pipelines_error(exc: aio.AioRpcError, pipeline_id: str) -> Exception:

@@ -134,6 +134,17 @@ class Engine:
         if not found:
             raise JobNotFound(job_id)
 
+    async def wait_for_attempts(self, job_id: str, timeout: float | None = None) -> None:
+        """Returns once the job's attempts are no longer followed and their stop requests are done.
+
+        After a cancel this means its processes were stopped; the embedded API (`odin.engine`) waits
+        here before closing the engine, which would otherwise leave them running for a later adoption.
+        """
+        waiting = {r.coroutine for r in self._runners.values() if r.job_id == job_id and r.coroutine}
+        waiting |= self._background
+        if waiting:
+            await asyncio.wait(waiting, timeout=timeout)
+
     def poke(self, job_id: str) -> None:
         """Asks for a reconcile of `job_id` soon."""
         self._dirty[job_id] = None

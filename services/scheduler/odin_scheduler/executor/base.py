@@ -8,7 +8,7 @@ Errors say whether to retry: `TemporaryError` (the engine retries the call after
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,11 @@ class TaskRun:
     # Where the executor keeps the attempt's bookkeeping and its output (`output.log`).
     attempt_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    # The task's entry of the stored job spec (`render_spec_dict` form: resources, GPUs, volumes, ...);
+    # `command`, `args` and `env` above are its rendered values and take precedence.
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    # Who the job belongs to (labels the objects an executor creates).
+    owner: str = ""
 
     @property
     def log_file(self) -> Path:
@@ -67,6 +72,33 @@ class Outcome:
     message: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     retryable: bool = True
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a started attempt stands before it ends, e.g. pending with reason `Unschedulable`."""
+
+    phase: str  # "pending" or "running"
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    """An event the executor's platform recorded about an attempt (a Kubernetes Event)."""
+
+    type: str  # Normal, Warning
+    reason: str
+    message: str
+    source: str  # the component that reported it (default-scheduler, kubelet, job-controller)
+    time_us: int  # when it last happened; 0 when unknown
+    object: str  # what it is about, `pod/<name>`, `job/<name>`
+    count: int = 1
+
+
+ProgressListener = Callable[[TaskRun, Progress], None]
+# Says whether an attempt (job id, task name, attempt number) is one the engine follows right now.
+LivePredicate = Callable[[str, str, int], bool]
 
 
 class Executor(Protocol):
@@ -93,3 +125,39 @@ class Executor(Protocol):
 
     def resource_id(self, handle: Handle) -> str:
         """The id users see for the running object (a pid, a pod name)."""
+
+    def on_progress(self, listener: ProgressListener) -> None:
+        """Registers the engine's callback for progress of waited-on attempts (called on the event loop
+        whenever an attempt's phase or reason changes). Executors without such detail never call it."""
+
+    async def events(self, handle: Handle) -> list[ClusterEvent]:
+        """The platform's events about the attempt, oldest first (empty where there are none)."""
+
+    async def sweep(self, live: LivePredicate) -> list[str]:
+        """Removes what attempts the engine no longer follows left running; returns what it removed."""
+
+    async def remove_job(self, job_id: str) -> None:
+        """Removes everything the job's attempts left behind (kept objects); DeleteJob calls it."""
+
+    async def close(self) -> None:
+        """Releases connections and threads; running attempts keep running (adopted on the next start)."""
+
+
+class NoPlatformHooks:
+    """The optional parts of `Executor` for executors with no platform behind them (host processes,
+    in-memory attempts): no progress detail, no events, nothing left behind to sweep or remove."""
+
+    def on_progress(self, listener: ProgressListener) -> None:
+        return None
+
+    async def events(self, handle: Handle) -> list[ClusterEvent]:
+        return []
+
+    async def sweep(self, live: LivePredicate) -> list[str]:
+        return []
+
+    async def remove_job(self, job_id: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -14,10 +14,10 @@ import asyncio
 import itertools
 import json
 
-from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun
+from odin_scheduler.executor.base import Handle, NoPlatformHooks, Outcome, PermanentError, TaskRun
 
 
-class InstantExecutor:
+class InstantExecutor(NoPlatformHooks):
     name = "instant"
 
     def __init__(self) -> None:

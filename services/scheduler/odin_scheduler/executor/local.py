@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun
+from odin_scheduler.executor.base import Handle, NoPlatformHooks, Outcome, PermanentError, TaskRun
 
 log = logging.getLogger("odin.scheduler.local")
 
@@ -32,7 +32,7 @@ CLAIMED_EXIT = 125
 POLL_SECONDS = 0.2
 
 
-class LocalExecutor:
+class LocalExecutor(NoPlatformHooks):
     name = "local"
 
     def __init__(self, kill_grace_seconds: float = 5.0) -> None:
