@@ -58,8 +58,10 @@ async def run_chain(address: str, tasks: int, timeout: float) -> None:
             if not token:
                 break
     dense = seqs == list(range(seqs[0], seqs[0] + len(seqs))) if seqs else False
-    print(f"  job {pb.Job.State.Name(final.state)} in {wall:.1f}s: {wall / tasks * 1000:.1f} ms per hop, "
-          f"{len(seqs)} events ({len(seqs) / wall:.0f}/s), dense and unique: {dense and len(set(seqs)) == len(seqs)}")
+    print(
+        f"  job {pb.Job.State.Name(final.state)} in {wall:.1f}s: {wall / tasks * 1000:.1f} ms per hop, "
+        f"{len(seqs)} events ({len(seqs) / wall:.0f}/s), dense and unique: {dense and len(set(seqs)) == len(seqs)}"
+    )
 
 
 def new_pg_database(server: PostgresServer, name: str) -> str:

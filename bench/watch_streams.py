@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing as mp
 import os
 import statistics
@@ -53,11 +54,16 @@ class Received:
     cpu_seconds: float = 0.0
 
 
-def pipeline(gate: Path, tasks: int, parallelism: int) -> str:
-    lines = [f"name: bench\nparallelism: {parallelism}\ntasks:",
+def pipeline(gate: Path, tasks: int, chains: int, task_seconds: float) -> str:
+    """A gate task, then `tasks` tasks of `task_seconds` each in `chains` parallel chains, so events come at
+    a steady rate (3 per task: queued, running, succeeded) rather than in one burst when the gate opens."""
+    work = f"command: sleep, args: ['{task_seconds}']" if task_seconds > 0 else "command: 'true'"
+    lines = [f"name: bench\nparallelism: {chains}\ntasks:",
              "  - {name: gate, image: none, command: sh, args: ['-c', "
              f"'while [ ! -f {gate} ]; do sleep 0.005; done']}}"]
-    lines += [f"  - {{name: t{i:04d}, image: none, command: 'true', depends: gate}}" for i in range(tasks)]
+    for i in range(tasks):
+        previous = f"t{i - chains:04d}" if i >= chains else "gate"
+        lines.append(f"  - {{name: t{i:04d}, image: none, {work}, depends: {previous}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -143,7 +149,7 @@ def percentile(values: list[float], q: float) -> float:
 async def create_job(address: str, state: Path, args: argparse.Namespace) -> str:
     async with aio.insecure_channel(address) as channel:
         stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-        yml = pipeline(state / "gate", args.tasks, args.parallelism)
+        yml = pipeline(state / "gate", args.tasks, args.chains, args.task_seconds)
         created = await stub.CreateJob(pb.CreateJobRequest(request_id="bench", inline=pb.InlinePipeline(main_yml=yml)))
         return str(created.job.name)
 
@@ -212,12 +218,12 @@ def report(args: argparse.Namespace, results: list[Received], stored: list[int],
     expected = set(stored)
     lost = sum(len(expected - set(s)) for s in seqs)
     duplicated = sum(len(s) - len(set(s)) for s in seqs)
-    out_of_order = sum(any(a >= b for a, b in zip(s, s[1:], strict=False)) for s in seqs)
+    out_of_order = sum(any(a >= b for a, b in itertools.pairwise(s)) for s in seqs)
     live_events = len(live) // max(args.streams, 1)
     rate = live_events / max(finished - gate_time, 1e-9)
     client_cpu = sum(r.cpu_seconds for r in results)
     print(f"job {final.name}: {pb.Job.State.Name(final.state)}, {len(stored)} events stored, "
-          f"{args.tasks + 1} tasks, parallelism {args.parallelism}")
+          f"{args.tasks + 1} tasks of {args.task_seconds}s in {args.chains} chains")
     print(f"streams: {args.streams} over {args.clients} client processes x {args.channels} channels, "
           f"all open and replayed in {open_seconds:.2f}s")
     print(f"event rate while running: {rate:.0f} events/s ({live_events} events in {finished - gate_time:.2f}s)")
@@ -238,8 +244,10 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--clients", type=int, default=4, help="client processes the streams are spread over")
     parser.add_argument("--channels", type=int, default=2, help="channels per client process")
-    parser.add_argument("--tasks", type=int, default=200, help="instant tasks after the gate (3 events each)")
-    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument("--tasks", type=int, default=200, help="tasks after the gate (3 events each)")
+    parser.add_argument("--chains", type=int, default=4, help="the tasks run in this many parallel chains")
+    parser.add_argument("--task-seconds", type=float, default=0.1,
+                        help="each task sleeps this long: 4 chains of 0.1 s tasks emit about 100 events/s")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--store-url", default="", help="the scheduler's store (default: SQLite in a temp dir)")
     parser.add_argument("--profile", default="", help="run the scheduler under cProfile, writing stats here")

@@ -221,10 +221,11 @@ async def test_events_are_listed_and_the_sweeper_removes_orphans(kube_cluster: K
     handle = await executor.start(run)
 
     async def scheduling_failed() -> bool:
-        return any(e.get("reason") == "FailedScheduling" for e in await executor.events(handle))
+        return any(e.reason == "FailedScheduling" for e in await executor.events(handle))
 
     await assert_eventually_async(scheduling_failed, 20, what="a FailedScheduling event")
-    deleted = await executor.sweep(live=set())
+    assert handle["name"] not in await executor.sweep(live=lambda job, name, attempt: name == run.task)
+    deleted = await executor.sweep(live=lambda job, name, attempt: False)
     assert handle["name"] in deleted
     await assert_eventually_async(lambda: _async(not pods(kube_cluster, handle["name"])), 10)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,10 @@ def test_the_spec_is_read_back_from_the_stored_job_spec() -> None:
     from odin.pipeline_spec.render import render_spec_dict
 
     stored = render_spec_dict(PipelineSpec(name="p", tasks=(FULL_SPEC,)))["tasks"][0]
-    run = run_of()
-    object.__setattr__(run, "spec", stored)  # what the engine is asked to pass along
+    run = replace(run_of(), spec=stored, env=dict(FULL_SPEC.env))  # what the engine passes along
     assert default_spec(run) == FULL_SPEC
+    # The engine's rendering (variables and references resolved at dispatch) wins over the stored text.
+    rendered = replace(run, command=("python3",), args=("train.py", "--epochs", "3"), env={"EPOCHS": "4"})
+    spec = default_spec(rendered)
+    assert (spec.command, spec.args, spec.env) == (("python3",), ("train.py", "--epochs", "3"), {"EPOCHS": "4"})
+    assert (spec.num_gpus, spec.mounts) == (FULL_SPEC.num_gpus, FULL_SPEC.mounts)

@@ -520,18 +520,10 @@ def test_nodes() -> list[dict[str, Any]]:
 
 
 def _scheduler_rbac(namespace: str) -> list[dict[str, Any]]:
-    """What Odin's scheduler may do: manage task objects in its namespace, read events and logs, nothing else."""
-    rules = [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete",
-                                                             "deletecollection"]},
-        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete",
-                                                                  "deletecollection"]},
-        {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs", "mpijobs"],
-         "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]},
-    ]
+    """What Odin's scheduler may do: the Role that deploy/ ships (deploy/base/tasks/rbac.yaml), so the executor
+    tests prove that production's rights are enough; here it is bound to the test user instead of the pod's SA."""
+    deployed = yaml.safe_load_all((REPO / "deploy" / "base" / "tasks" / "rbac.yaml").read_text())
+    rules = next(doc for doc in deployed if doc and doc["kind"] == "Role")["rules"]
     return [
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": {"name": "odin-scheduler", "namespace": namespace}, "rules": rules},

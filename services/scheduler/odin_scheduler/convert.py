@@ -12,6 +12,7 @@ from odin.runtime.errors import InvalidArgument
 
 __all__ = ["InvalidArgument"]
 from odin.scheduler.v1 import scheduler_pb2 as pb
+from odin_scheduler.executor.base import ClusterEvent
 from odin_scheduler.jobs import RequestedOptions
 from odin_scheduler.model import Event, FailurePolicy, Job, JobFilter, JobState, Task, TaskState
 from odin_scheduler.watch import Heartbeat
@@ -83,8 +84,38 @@ def event(record: Event) -> pb.JobEvent:
     )  # fmt: skip
 
 
+def cluster_event(record: ClusterEvent) -> pb.ClusterEvent:
+    return pb.ClusterEvent(
+        type=record.type, reason=record.reason, message=record.message, source=record.source,
+        time=timestamp(record.time_us) if record.time_us else None, object=record.object, count=record.count,
+    )  # fmt: skip
+
+
 def heartbeat(record: Heartbeat) -> pb.Heartbeat:
     return pb.Heartbeat(latest_seq=record.latest_seq, time=timestamp(record.time_us))
+
+
+class EventResponses:
+    """Each event's `WatchJobResponse(event=…)`, serialized once and shared by every stream that sends
+    it (the runtime passes bytes through), so 500 watchers cost one conversion per event, not 500.
+
+    WatchJobsResponse numbers its fields like WatchJobResponse, so the same bytes are a valid
+    WatchJobsResponse too (tests/scheduler/test_watch_fanout.py holds that). A stored event never
+    changes, so its seq names its bytes for good; beyond `capacity` the oldest entries are dropped.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._wire: dict[int, bytes] = {}
+
+    def __call__(self, record: Event) -> bytes:
+        wire = self._wire.get(record.seq)
+        if wire is None:
+            wire = pb.WatchJobResponse(event=event(record)).SerializeToString()
+            if len(self._wire) >= self.capacity:
+                del self._wire[next(iter(self._wire))]  # dicts keep insertion order: the oldest
+            self._wire[record.seq] = wire
+        return wire
 
 
 def requested_options(options: pb.JobOptions) -> RequestedOptions:

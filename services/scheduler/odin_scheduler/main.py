@@ -29,6 +29,7 @@ ROLES = {
     "WatchJob": Role.VIEWER,
     "WatchJobs": Role.VIEWER,
     "StreamTaskLogs": Role.VIEWER,
+    "ListTaskClusterEvents": Role.VIEWER,
     "CreateJob": Role.USER,
     "CancelJob": Role.USER,
     "RetryJob": Role.USER,
@@ -46,8 +47,16 @@ class SchedulerConfig(ServerConfig):
     run_path: Path = Path()
     # The pipelines service (host:port) that resolves PipelineRef sources; empty: inline pipelines only.
     pipelines_address: str = ""
-    # `local` (host processes) or `instant` (no processes; for benchmarks).
+    # `local` (host processes), `kubernetes` (Pods, Jobs, training jobs) or `instant` (no processes; benchmarks).
     executor: str = "local"
+    # kubernetes: the kubeconfig file to use; empty: the pod's in-cluster service account.
+    kubeconfig: str = ""
+    # kubernetes: the namespace every task's objects are created in.
+    kube_namespace: str = "default"
+    # kubernetes: what happens to an attempt's objects once it ended: keep, on_success (delete) or always (delete).
+    kube_cleanup: str = "on_success"
+    # kubernetes: the service account task pods run as; empty: the namespace's default.
+    kube_service_account: str = ""
     # The most task attempts running at once across all jobs.
     max_parallel_tasks: int = 64
     # Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
@@ -66,7 +75,28 @@ def make_executor(config: SchedulerConfig) -> tuple[Executor, str | None]:
         from odin_scheduler.executor.instant import InstantExecutor
 
         return InstantExecutor(), "Process"
-    raise ConfigError(f"ODIN_SCHEDULER_EXECUTOR: unknown executor {config.executor!r} (use local or instant)")
+    if config.executor == "kubernetes":
+        return _kubernetes_executor(config), None  # each task's own resource_type (Pod, Job, PyTorchJob, ...)
+    raise ConfigError(f"ODIN_SCHEDULER_EXECUTOR: unknown executor {config.executor!r} (use local, kubernetes "
+                      "or instant)")
+
+
+def _kubernetes_executor(config: SchedulerConfig) -> Executor:
+    from odin_scheduler.executor.kubernetes import CleanupPolicy, KubernetesConfig, KubernetesExecutor
+
+    try:
+        cleanup = CleanupPolicy(config.kube_cleanup)
+    except ValueError:
+        choices = ", ".join(p.value for p in CleanupPolicy)
+        raise ConfigError(f"ODIN_SCHEDULER_KUBE_CLEANUP: {config.kube_cleanup!r} is not one of {choices}") from None
+    if config.kubeconfig and not Path(config.kubeconfig).is_file():
+        raise ConfigError(f"ODIN_SCHEDULER_KUBECONFIG: no such file {config.kubeconfig}")
+    settings = KubernetesConfig(kubeconfig=config.kubeconfig, namespace=config.kube_namespace, cleanup=cleanup,
+                                service_account=config.kube_service_account)
+    try:
+        return KubernetesExecutor(settings)
+    except Exception as exc:  # a kubeconfig the client cannot use, no in-cluster credentials
+        raise ConfigError(f"the Kubernetes executor cannot load its credentials: {exc}") from None
 
 
 def check(config: SchedulerConfig) -> None:
@@ -101,6 +131,7 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
         close_hub_on_stop.cancel()
         await hub.close()
         await engine.stop()
+        await executor.close()
         await sources.close()
         await store.close()
 

@@ -43,6 +43,8 @@ class EventType(IntEnum):
     JOB_CREATED = 1
     JOB_STATE_CHANGED = 2
     TASK_STATE_CHANGED = 3
+    # A running task's reason changed without a state change (its pod is Unschedulable, then scheduled).
+    TASK_PROGRESS = 4
 
 
 class FailurePolicy(IntEnum):

@@ -10,17 +10,18 @@ from pathlib import Path
 
 from odin.pipeline_spec import PipelineInvalid, PipelineSpec, load_pipeline
 from odin.runtime import paging
-from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from odin_scheduler import logs
 from odin_scheduler.engine import Engine
 from odin_scheduler.engine.decide import NotRetryable
 from odin_scheduler.engine.engine import JobNotFound
+from odin_scheduler.executor.base import ClusterEvent, TemporaryError
 from odin_scheduler.identity import Caller
 from odin_scheduler.jobs import MAIN_FILE, NewJob, RequestedOptions, ResolvedPipeline, build_job, new_job_id
 from odin_scheduler.model import Event, Job, JobFilter, Task, TaskState
 from odin_scheduler.paths import Layout
 from odin_scheduler.store.base import JobCursor, Store
-from odin_scheduler.watch import EventHub, Heartbeat, watch_events
+from odin_scheduler.watch import EventHub, Heartbeat, JobLookup, watch_events
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Scheduler:
         self.resource_type = resource_type
         self.heartbeat_seconds = heartbeat_seconds
         self.stopping = stopping or asyncio.Event()
+        self._watched_jobs = JobLookup(store)  # shared by every WatchJobs filter
 
     # -- jobs --------------------------------------------------------------------------------------------
 
@@ -122,6 +124,9 @@ class Scheduler:
             await self.engine.delete_job(job_id)
         except JobNotFound:
             raise _job_not_found(job_id) from None
+        except TemporaryError as exc:
+            raise Unavailable(f"cannot remove the job's objects from the cluster now: {exc.message}",
+                              reason="EXECUTOR_UNAVAILABLE", metadata={"job": f"jobs/{job_id}"}) from None
 
     # -- tasks and events ------------------------------------------------------------------------------
 
@@ -156,38 +161,35 @@ class Scheduler:
         events = events[:page_size]
         return Page(events, paging.encode_token({"s": events[-1].seq}, filters))
 
+    async def task_cluster_events(self, job_id: str, name: str) -> tuple[int, list[ClusterEvent]]:
+        """The cluster's events about the task's current attempt (none before it was dispatched)."""
+        task = await self.get_task(job_id, name)
+        if not task.handle:
+            return task.attempt, []
+        try:
+            return task.attempt, await self.engine.executor.events(task.handle)
+        except TemporaryError as exc:
+            raise Unavailable(f"cannot list the task's cluster events now: {exc.message}",
+                              reason="EXECUTOR_UNAVAILABLE", metadata={"task": f"jobs/{job_id}/tasks/{name}"}) from None
+
     # -- streams ------------------------------------------------------------------------------------------
 
-    async def watch_job(self, job_id: str, after_seq: int) -> AsyncIterator[Event | Heartbeat]:
-        """The job's events after the cursor; ends after the event that ends the job."""
+    async def watch_job(self, job_id: str, after_seq: int) -> AsyncIterator[list[Event] | Heartbeat]:
+        """The job's events after the cursor, in batches; ends after the event that ends the job."""
         await self.get_job(job_id)
-
-        async def everything(event: Event) -> bool:
-            return True
-
-        stream = watch_events(self.hub, self.store, after_seq, everything, job_id=job_id,
+        stream = watch_events(self.hub, self.store, after_seq, job_id=job_id,
                               heartbeat_seconds=self.heartbeat_seconds, stopping=self.stopping)  # fmt: skip
         async for item in stream:
             yield item
-            if isinstance(item, Event) and item.ends_job and await self._ended_at(job_id, item.seq):
+            # A terminal event followed by more in the same batch means the job was retried: go on.
+            if isinstance(item, list) and item[-1].ends_job and await self._ended_at(job_id, item[-1].seq):
                 return
 
-    async def watch_jobs(self, where: JobFilter, after_seq: int) -> AsyncIterator[Event | Heartbeat]:
-        """Events of matching jobs; `after_seq` 0 starts at the newest event."""
+    async def watch_jobs(self, where: JobFilter, after_seq: int) -> AsyncIterator[list[Event] | Heartbeat]:
+        """Events of matching jobs, in batches; `after_seq` 0 starts at the newest event."""
         cursor = after_seq or self.hub.latest
-        jobs: dict[str, Job | None] = {}
-
-        async def matching(event: Event) -> bool:
-            if not (where.pipeline or where.owner or where.labels):
-                return True
-            if event.job_id not in jobs:
-                if len(jobs) > 10_000:
-                    jobs.clear()
-                jobs[event.job_id] = await self.store.get_job(event.job_id)
-            job = jobs[event.job_id]
-            return job is not None and where.matches(job)
-
-        stream = watch_events(self.hub, self.store, cursor, matching, heartbeat_seconds=self.heartbeat_seconds,
+        select = None if not (where.pipeline or where.owner or where.labels) else self._watched_jobs.selector(where)
+        stream = watch_events(self.hub, self.store, cursor, select, heartbeat_seconds=self.heartbeat_seconds,
                               stopping=self.stopping)  # fmt: skip
         async for item in stream:
             yield item

@@ -25,6 +25,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     def __init__(self, scheduler: Scheduler, sources: PipelineSources) -> None:
         self.scheduler = scheduler
         self.sources = sources
+        self.event_responses = convert.EventResponses()  # shared by every watch stream
 
     async def CreateJob(self, request: pb.CreateJobRequest, context: Any) -> pb.CreateJobResponse:
         convert.check_create(request)
@@ -81,24 +82,27 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         events = [convert.event(e) for e in page.items]  # type: ignore[arg-type]
         return pb.ListJobEventsResponse(events=events, next_page_token=page.next_page_token)
 
-    async def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> AsyncIterator[pb.WatchJobResponse]:
+    # Watch streams yield responses or their bytes (AsyncIterator[Any]: the stubs know only messages).
+    async def WatchJob(self, request: pb.WatchJobRequest, context: Any) -> AsyncIterator[Any]:
         if request.after_seq < 0:
             raise InvalidArgument.field("after_seq", "must not be negative")
         async for item in self.scheduler.watch_job(convert.job_id(request.name), request.after_seq):
             if isinstance(item, Heartbeat):
                 yield pb.WatchJobResponse(heartbeat=convert.heartbeat(item))
-            else:
-                yield pb.WatchJobResponse(event=convert.event(item))
+                continue
+            for event in item:  # pre-serialized, shared with the other watchers
+                yield self.event_responses(event)
 
-    async def WatchJobs(self, request: pb.WatchJobsRequest, context: Any) -> AsyncIterator[pb.WatchJobsResponse]:
+    async def WatchJobs(self, request: pb.WatchJobsRequest, context: Any) -> AsyncIterator[Any]:
         if request.after_seq < 0:
             raise InvalidArgument.field("after_seq", "must not be negative")
         where = convert.job_filter(request.pipeline, (), request.owner, request.labels, current_caller().name)
         async for item in self.scheduler.watch_jobs(where, request.after_seq):
             if isinstance(item, Heartbeat):
                 yield pb.WatchJobsResponse(heartbeat=convert.heartbeat(item))
-            else:
-                yield pb.WatchJobsResponse(event=convert.event(item))
+                continue
+            for event in item:  # the same bytes are a WatchJobsResponse (see convert.EventResponses)
+                yield self.event_responses(event)
 
     async def StreamTaskLogs(
         self, request: pb.StreamTaskLogsRequest, context: Any
@@ -109,6 +113,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         async for piece in pieces:
             data = piece.data.decode("utf-8", errors="replace")
             yield pb.StreamTaskLogsResponse(data=data, offset=piece.offset, source="main", attempt=piece.attempt)
+
+
+    async def ListTaskClusterEvents(self, request: pb.ListTaskClusterEventsRequest,
+                                    context: Any) -> pb.ListTaskClusterEventsResponse:  # fmt: skip
+        attempt, events = await self.scheduler.task_cluster_events(*convert.task_name(request.name))
+        return pb.ListTaskClusterEventsResponse(events=[convert.cluster_event(e) for e in events], attempt=attempt)
 
 
 def _page_size(requested: int, sizes: tuple[int, int]) -> int:

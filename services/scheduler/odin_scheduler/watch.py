@@ -5,6 +5,9 @@ LISTEN/NOTIFY for PostgreSQL) and keeps the newest events in memory. `watch_even
 watcher's backlog from the store, then serves it from the hub's buffer, so 500 watchers cost one
 store read per batch of events, not 500. Cursors are seqs: a watcher resumes after the last one it
 saw, and a heartbeat carries the seq up to which everything has been considered.
+
+Watchers receive batches: a watcher that wakes takes everything buffered after its cursor at once,
+so a slow watcher catches up in one step rather than one wakeup per event.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from odin_scheduler.model import Event
+from odin_scheduler.model import Event, Job, JobFilter
 from odin_scheduler.store.base import Store
 
 REPLAY_PAGE = 500
@@ -64,11 +67,15 @@ class EventHub:
         return self._events[bisect.bisect_right(self._seqs, after_seq) :]
 
     async def wait(self, after_seq: int, timeout: float) -> None:
-        """Returns when events after `after_seq` are buffered, the hub closed, or after `timeout`."""
+        """Returns when events after `after_seq` are buffered, the hub closed, or after `timeout`.
+
+        No wakeup is lost: `latest` is checked and the current `_changed` awaited with no await in
+        between, and `_read_new` raises `latest` before it sets (and replaces) that event."""
         if self.latest > after_seq or self._closed:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # a timer, not a task per wait as `wait_for` makes
+                await self._changed.wait()
 
     async def _follow(self) -> None:
         while True:
@@ -103,14 +110,52 @@ class EventHub:
         changed.set()
 
 
-Selector = Callable[[Event], Awaitable[bool]]
+class JobLookup:
+    """Jobs by id for the WatchJobs filters, read once and shared by every watcher: the fields the
+    filters use (pipeline, owner, labels) never change after creation. Concurrent lookups of the same
+    job share one store read, so 500 watchers seeing a new job cost one read, not 500."""
+
+    def __init__(self, store: Store, capacity: int = 10_000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._jobs: dict[str, asyncio.Future[Job | None]] = {}
+
+    async def get(self, job_id: str) -> Job | None:
+        pending = self._jobs.get(job_id)
+        if pending is None:
+            if len(self._jobs) >= self.capacity:
+                self._jobs.clear()
+            pending = self._jobs[job_id] = asyncio.ensure_future(self.store.get_job(job_id))
+            pending.add_done_callback(lambda done: self._forget_failed(job_id, done))
+        return await asyncio.shield(pending)  # a cancelled watcher must not cancel the others' read
+
+    def selector(self, where: JobFilter) -> Selector:
+        async def select(batch: list[Event]) -> list[Event]:
+            wanted = {job_id: _matches(where, await self.get(job_id)) for job_id in {e.job_id for e in batch}}
+            return [e for e in batch if wanted[e.job_id]]
+
+        return select
+
+    def _forget_failed(self, job_id: str, done: asyncio.Future[Job | None]) -> None:
+        """A read that failed is tried again by the next watcher rather than remembered."""
+        if (done.cancelled() or done.exception() is not None) and self._jobs.get(job_id) is done:
+            del self._jobs[job_id]
+
+
+def _matches(where: JobFilter, job: Job | None) -> bool:
+    return job is not None and where.matches(job)
+
+
+# Keeps the events a watcher wants from a batch (may look things up, e.g. the jobs' labels).
+Selector = Callable[[list[Event]], Awaitable[list[Event]]]
 
 
 async def watch_events(
-    hub: EventHub, store: Store, after_seq: int, select: Selector, *, job_id: str | None = None,
+    hub: EventHub, store: Store, after_seq: int, select: Selector | None = None, *, job_id: str | None = None,
     heartbeat_seconds: float = 10.0, stopping: asyncio.Event | None = None,
-) -> AsyncIterator[Event | Heartbeat]:  # fmt: skip
-    """Every selected event after `after_seq` exactly once, in seq order, then live ones, forever."""
+) -> AsyncIterator[list[Event] | Heartbeat]:  # fmt: skip
+    """Every selected event after `after_seq` exactly once, in seq order, then live ones, forever; in
+    non-empty batches (all that was buffered when the watcher woke), with heartbeats when quiet."""
     cursor = after_seq
     quiet_since = time.monotonic()
     while not (hub.closed or (stopping is not None and stopping.is_set())):
@@ -120,11 +165,13 @@ async def watch_events(
             batch = await store.list_events(cursor, job_id=job_id, up_to=upto, limit=REPLAY_PAGE)
             next_cursor = batch[-1].seq if len(batch) == REPLAY_PAGE else upto
         else:
-            batch, next_cursor = buffered, buffered[-1].seq if buffered else cursor
-        for event in batch:
-            if (job_id is None or event.job_id == job_id) and await select(event):
-                yield event
-                quiet_since = time.monotonic()
+            batch = buffered if job_id is None else [e for e in buffered if e.job_id == job_id]
+            next_cursor = buffered[-1].seq if buffered else cursor
+        if batch and select is not None:
+            batch = await select(batch)
+        if batch:
+            yield batch
+            quiet_since = time.monotonic()
         cursor = max(cursor, next_cursor)
         if buffered is not None and not buffered:
             remaining = heartbeat_seconds - (time.monotonic() - quiet_since)

@@ -67,6 +67,8 @@ class JobView:
     def _apply_task(row: TaskRow, event: pb.JobEvent) -> None:
         moment = to_datetime(event.time)
         row.state, row.reason = event.task_state, event.reason
+        if event.type == pb.JobEvent.TYPE_TASK_PROGRESS:
+            return  # a running task's new reason (e.g. Unschedulable): it did not start again
         row.attempt = max(row.attempt, event.attempt)
         row.max_attempts = max(row.max_attempts, row.attempt)
         if event.task_state == pb.Task.STATE_RUNNING:

@@ -30,7 +30,7 @@ from grpc import aio
 
 from odin.runtime.config import ConfigError
 from odin.runtime.errors import PermissionDenied, Unauthenticated, Unavailable
-from odin.runtime.interceptors import StreamBehavior, UnaryBehavior, WrappingInterceptor
+from odin.runtime.interceptors import UnaryBehavior, WrappingInterceptor
 from odin.runtime.tokens import (
     Identity,
     JwksFetch,
@@ -115,15 +115,11 @@ class AuthInterceptor(WrappingInterceptor):
 
         return call
 
-    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def call(request: Any, context: aio.ServicerContext) -> Any:
-            identity, bearer = await self.authorize(method, context)
-            _identity.set(identity)  # each RPC runs in its own task, so this ends with the stream
-            _bearer.set(bearer)
-            async for item in behavior(request, context):
-                yield item
-
-        return call
+    async def before_stream(self, method: str, request: Any, context: aio.ServicerContext) -> None:
+        """Checks before the stream starts and adds no per-message step (see interceptors.py)."""
+        identity, bearer = await self.authorize(method, context)
+        _identity.set(identity)  # each RPC runs in its own task, so this ends with the stream
+        _bearer.set(bearer)
 
     async def authorize(self, method: str, context: aio.ServicerContext) -> tuple[Identity | None, str | None]:
         """The caller of `method` (None on an open RPC without a token), after the role check."""

@@ -4,11 +4,18 @@ grpc.aio interceptors see the method handler, not the call, so each interceptor 
 returns a copy of the handler whose behaviour is wrapped. The first interceptor in the
 server's list is the outermost, so the error interceptor goes first and maps what any
 later one (authentication, say) raises.
+
+Server streams are on the per-message path, so their wrappers do not nest: an interceptor
+adds a `before_stream` hook, and the outermost one runs every hook and the handler in ONE
+async generator (`stream_function`), whatever the number of interceptors. Streaming handlers
+may also yield `bytes` (a response serialized once and shared by many streams); the
+serializer passes them through unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -24,12 +31,16 @@ log = logging.getLogger("odin.rpc")
 
 UnaryBehavior = Callable[[Any, aio.ServicerContext], Awaitable[Any]]
 StreamBehavior = Callable[[Any, aio.ServicerContext], AsyncIterator[Any]]
+# Runs before a stream's handler; raises an OdinError to refuse the call.
+StreamHook = Callable[[Any, aio.ServicerContext], Awaitable[None]]
+Serializer = Callable[[Any], bytes]
 # Calls that are too frequent or too dull to log at info level.
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps unary and server-streaming behaviours; subclasses implement `around`."""
+    """Wraps unary and server-streaming behaviours: subclasses implement `around` (unary calls) and
+    `before_stream` (a check before a stream) or `stream_function` (around whole streams)."""
 
     async def intercept_service(
         self,
@@ -50,7 +61,7 @@ class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
                 request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                response_serializer=passing_bytes(handler.response_serializer),
             )
         return handler  # client-streaming methods: none in the Odin API
 
@@ -62,21 +73,53 @@ class WrappingInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         return self.around(method, call)
 
     def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-            await self.before(method, request, context)
-            async for item in behavior(request, context):
-                yield item
-
-        return self.around_stream(method, call)
+        """One generator for the stream: this interceptor's hook first, then those of the inner ones."""
+        inner_hooks, handler = _stream_parts(behavior)
+        hooks: tuple[StreamHook, ...] = (functools.partial(self.before_stream, method), *inner_hooks)
+        composed = self.stream_function(method, hooks, handler)
+        composed._odin_stream_parts = (hooks, handler)  # type: ignore[attr-defined]
+        return composed
 
     async def before(self, method: str, request: Any, context: aio.ServicerContext) -> None:
         """Runs before the handler; raise an OdinError to refuse the call."""
 
+    async def before_stream(self, method: str, request: Any, context: aio.ServicerContext) -> None:
+        """Runs before a streaming handler, in the call's task (context variables set here last for the
+        whole stream); raise an OdinError to refuse the call. Defaults to `before`."""
+        await self.before(method, request, context)
+
     def around(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         return behavior
 
-    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        return behavior
+    def stream_function(self, method: str, hooks: tuple[StreamHook, ...], handler: StreamBehavior) -> StreamBehavior:
+        """The async generator a stream runs in: awaits each hook, then yields the handler's messages.
+        Override it (not by wrapping `handler` in a generator of your own) to surround whole streams."""
+
+        async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            for hook in hooks:
+                await hook(request, context)
+            async for item in handler(request, context):
+                yield item
+
+        return call
+
+
+def _stream_parts(behavior: StreamBehavior) -> tuple[tuple[StreamHook, ...], StreamBehavior]:
+    """The hooks and handler of a stream an inner WrappingInterceptor composed; else no hooks."""
+    parts: tuple[tuple[StreamHook, ...], StreamBehavior] | None = getattr(behavior, "_odin_stream_parts", None)
+    return parts if parts is not None else ((), behavior)
+
+
+def passing_bytes(serializer: Serializer | None) -> Serializer | None:
+    """`serializer`, except that `bytes` (an already serialized response) pass through unchanged."""
+    if serializer is None or getattr(serializer, "_odin_passes_bytes", False):
+        return serializer
+
+    def serialize(message: Any) -> bytes:
+        return message if message.__class__ is bytes else serializer(message)
+
+    serialize._odin_passes_bytes = True  # type: ignore[attr-defined]
+    return serialize
 
 
 class ErrorInterceptor(WrappingInterceptor):
@@ -97,12 +140,14 @@ class ErrorInterceptor(WrappingInterceptor):
 
         return call
 
-    def around_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+    def stream_function(self, method: str, hooks: tuple[StreamHook, ...], handler: StreamBehavior) -> StreamBehavior:
         async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code, sent = "OK", 0
             try:
-                async for item in behavior(request, context):
+                for hook in hooks:
+                    await hook(request, context)
+                async for item in handler(request, context):
                     sent += 1
                     yield item
             except BaseException as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from odin_scheduler.model import EventType, JobState, NewEvent, TaskState
+from odin_scheduler.model import EventType, JobState, NewEvent, Task, TaskState
 from odin_scheduler.store import StaleJob, StoreError, mongo_docs
 from odin_scheduler.store.mongo import SCHEMA_VERSION, MongoStore
 from support.ferretdb import FerretServer, ferretdb_binary, new_mongo_database
@@ -200,3 +200,15 @@ def _as_async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return run
+
+
+async def test_a_commit_of_many_task_rows_does_not_exhaust_ferretdb(opener: Any) -> None:
+    """FerretDB v1 holds a PostgreSQL connection per update statement until the command ends (pool of 50):
+    one bulk update of 120 rows used to hang forever."""
+    store = await opener()
+    job, _, created = make_job("j1")
+    tasks = [Task("j1", f"t{i:03d}", i, f"j1--t{i:03d}", (), TaskState.PENDING, 1, 1) for i in range(120)]
+    stored, _ = await store.create_job(job, tasks, created)
+    skipped = [dataclasses.replace(t, state=TaskState.SKIPPED) for t in tasks]
+    await asyncio.wait_for(store.commit(stored, skipped, queued(1), 1), 30)
+    assert {t.state for t in await store.list_tasks("j1")} == {TaskState.SKIPPED}

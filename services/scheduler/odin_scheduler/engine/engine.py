@@ -15,13 +15,21 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from odin_scheduler.engine import decide
 from odin_scheduler.engine.change import Change
 from odin_scheduler.engine.plan import Rendered, TaskPlan, plans, render, task_ids_variable
-from odin_scheduler.executor.base import Executor, Handle, Outcome, PermanentError, TaskRun, TemporaryError
-from odin_scheduler.model import Event, Job, NewEvent, Task, TaskState, attempt_is_current
+from odin_scheduler.executor.base import (
+    Executor,
+    Handle,
+    Outcome,
+    PermanentError,
+    Progress,
+    TaskRun,
+    TemporaryError,
+)
+from odin_scheduler.model import Event, EventType, Job, NewEvent, Task, TaskState, attempt_is_current
 from odin_scheduler.paths import Layout
 from odin_scheduler.store.base import StaleJob, Store
 
@@ -50,6 +58,8 @@ class _View:
     tasks: dict[str, Task]
     plans: dict[str, TaskPlan]
     task_ids: str
+    # Each task's entry of the stored job spec, handed to the executor (resources, GPUs, volumes, ...).
+    specs: dict[str, Mapping[str, Any]]
 
 
 @dataclass
@@ -84,6 +94,7 @@ class Engine:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        executor.on_progress(self._on_progress)
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -95,6 +106,8 @@ class Engine:
                 if task.state is TaskState.RUNNING:
                     self._spawn_runner(job.id, task, adopt=dict(task.handle))
             self.poke(job.id)
+        # Every attempt the store says runs now has a runner, so whatever else the executor finds is an orphan.
+        self._background_task(self._sweep())
         self._loop_task = asyncio.create_task(self._reconcile_loop(), name="engine-reconcile")
 
     async def stop(self) -> None:
@@ -127,6 +140,7 @@ class Engine:
         runners = [r.coroutine for r in self._runners.values() if r.job_id == job_id and r.coroutine]
         if runners:
             await asyncio.wait(runners, timeout=grace_seconds)
+        await self.executor.remove_job(job_id)  # TemporaryError: nothing deleted yet, the caller may retry
         async with self._lock(job_id):
             self._forget(job_id)
             found = await self.store.delete_job(job_id)
@@ -228,7 +242,9 @@ class Engine:
                 raise JobNotFound(job_id)
             tasks = await self.store.list_tasks(job_id)
             task_plans = plans(job.spec)
-            view = _View(job, {t.name: t for t in tasks}, task_plans, task_ids_variable(job_id, list(task_plans)))
+            specs = {t["name"]: t for t in job.spec["tasks"]}
+            view = _View(job, {t.name: t for t in tasks}, task_plans, task_ids_variable(job_id, list(task_plans)),
+                         specs)
             self._views[job_id] = view
         return view
 
@@ -377,4 +393,43 @@ class Engine:
             command=task.command, args=task.args, image=task.image, resource_type=task.resource_type,
             cwd=self.layout.task_dir(view.job.id, task.task_id),
             attempt_dir=self.layout.attempt_dir(view.job.id, task.name, task.attempt), env=rendered,
+            spec=view.specs.get(task.name, {}), owner=view.job.owner,
         )  # fmt: skip
+
+    # -- what the executor reports ------------------------------------------------------------------------
+
+    def _on_progress(self, run: TaskRun, progress: Progress) -> None:
+        """An attempt's phase or reason changed before it ended (e.g. its pod is Unschedulable)."""
+        runner = self._runners.get((run.job_id, run.task))
+        if runner is not None and runner.attempt == run.attempt:
+            self._background_task(self._record_progress(run, progress))
+
+    async def _record_progress(self, run: TaskRun, progress: Progress) -> None:
+        if not self._follows(run.job_id, run.task, run.attempt):
+            return  # the attempt ended meanwhile: its outcome says the rest
+        with contextlib.suppress(JobNotFound):
+            await self._mutate(run.job_id, lambda c, v: _note_progress(c, run, progress))
+
+    async def _sweep(self) -> None:
+        try:
+            await self.executor.sweep(self._follows)
+        except Exception as exc:  # the sweep is housekeeping: it must never stop the scheduler
+            log.warning("sweeping orphaned attempts failed", extra={"error": str(exc)})
+
+    def _follows(self, job_id: str, task: str, attempt: int) -> bool:
+        runner = self._runners.get((job_id, task))
+        return runner is not None and runner.attempt == attempt
+
+
+def _note_progress(c: Change, run: TaskRun, progress: Progress) -> None:
+    """Shows the progress on the running task; a new reason is also an event (a new message alone is not)."""
+    task = c.tasks.get(run.task)
+    if task is None or not attempt_is_current(task, run.attempt):
+        return
+    if (task.reason, task.message) == (progress.reason, progress.message):
+        return
+    c.update_task(run.task, reason=progress.reason, message=progress.message)
+    if task.reason != progress.reason:
+        message = progress.message or f"the attempt is {progress.phase}"
+        c.events.append(NewEvent(EventType.TASK_PROGRESS, c.job.state, run.task, TaskState.RUNNING, run.attempt,
+                                 progress.reason, message))  # fmt: skip

@@ -43,6 +43,13 @@ log = logging.getLogger("odin.scheduler.store")
 
 SCHEMA_VERSION = 1
 DEFAULT_DATABASE = "odin_scheduler"
+# FerretDB v1 keeps one PostgreSQL connection per update statement until the whole command ends, plus one
+# for its write transaction, from a pool of 50: a bulk update of 50 rows, or ~25 concurrent updates, would
+# wait forever for a connection. So task rows are updated TASK_CHUNK per command, BULK_SLOTS commands at a
+# time, and the client keeps at most POOL_SIZE connections (unless the URL sets maxPoolSize).
+TASK_CHUNK = 8
+BULK_SLOTS = 2
+POOL_SIZE = 16
 
 # Each migration creates the indexes of one schema version: every query the store makes has one.
 MIGRATIONS: tuple[dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]], ...] = (
@@ -78,7 +85,8 @@ class MongoStore:
         self.poll_interval = poll_interval
         # How old another process's unapplied record must be before this one finishes it.
         self.settle_after = settle_after
-        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(url, serverSelectionTimeoutMS=10_000, tz_aware=False)
+        options: dict[str, Any] = {} if "maxpoolsize=" in url.lower() else {"maxPoolSize": POOL_SIZE}
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(url, serverSelectionTimeoutMS=10_000, **options)
         default = self.client.get_default_database(DEFAULT_DATABASE)
         self.db: AsyncDatabase[Doc] = default
         self.jobs, self.tasks = self.db["jobs"], self.db["tasks"]
@@ -91,6 +99,7 @@ class MongoStore:
         self._changed = asyncio.Event()
         self._nudge = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
+        self._bulk_slots = asyncio.Semaphore(BULK_SLOTS)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -307,7 +316,9 @@ class MongoStore:
         else:
             version = record["version"]
             guarded = [UpdateOne({"_id": t["_id"], "version": {"$lt": version}}, {"$set": t}) for t in record["tasks"]]
-            await self.tasks.bulk_write(guarded, ordered=False)
+            for start in range(0, len(guarded), TASK_CHUNK):
+                async with self._bulk_slots:
+                    await self.tasks.bulk_write(guarded[start : start + TASK_CHUNK], ordered=False)
 
     async def _mark_applied(self, rid: str) -> None:
         await self.commits.update_one({"_id": rid}, {"$set": {"applied": True},

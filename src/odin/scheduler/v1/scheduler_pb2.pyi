@@ -482,6 +482,11 @@ class JobEvent(_message.Message):
         """The job changed state; see `job_state`."""
         TYPE_TASK_STATE_CHANGED: JobEvent._Type.ValueType  # 3
         """A task changed state; see `task` and `task_state`."""
+        TYPE_TASK_PROGRESS: JobEvent._Type.ValueType  # 4
+        """A running task's `reason` changed without a state change, for example
+        its pod is `Unschedulable` or `InsufficientGPU`, or scheduled after all
+        (then `reason` is empty). `task_state` is RUNNING.
+        """
 
     class Type(_Type, metaclass=_TypeEnumTypeWrapper):
         """What kind of change an event records."""
@@ -494,6 +499,11 @@ class JobEvent(_message.Message):
     """The job changed state; see `job_state`."""
     TYPE_TASK_STATE_CHANGED: JobEvent.Type.ValueType  # 3
     """A task changed state; see `task` and `task_state`."""
+    TYPE_TASK_PROGRESS: JobEvent.Type.ValueType  # 4
+    """A running task's `reason` changed without a state change, for example
+    its pod is `Unschedulable` or `InsufficientGPU`, or scheduled after all
+    (then `reason` is empty). `task_state` is RUNNING.
+    """
 
     SEQ_FIELD_NUMBER: _builtins.int
     JOB_FIELD_NUMBER: _builtins.int
@@ -1417,3 +1427,109 @@ class StreamTaskLogsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamTaskLogsResponse: _TypeAlias = StreamTaskLogsResponse  # noqa: Y015
+
+@_typing.final
+class ListTaskClusterEventsRequest(_message.Message):
+    """Request message for SchedulerService.ListTaskClusterEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The task's resource name, `jobs/{job}/tasks/{task}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskClusterEventsRequest: _TypeAlias = ListTaskClusterEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListTaskClusterEventsResponse(_message.Message):
+    """Response message for SchedulerService.ListTaskClusterEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    attempt: _builtins.int
+    """The attempt the events belong to; 0 when the task was never dispatched."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClusterEvent]:
+        """The events, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ClusterEvent] | None = ...,
+        attempt: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTaskClusterEventsResponse: _TypeAlias = ListTaskClusterEventsResponse  # noqa: Y015
+
+@_typing.final
+class ClusterEvent(_message.Message):
+    """One event the cluster recorded about a task's attempt (a Kubernetes Event)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """`Normal` or `Warning`."""
+    reason: _builtins.str
+    """A short UpperCamelCase word, for example `FailedScheduling`, `Pulled`,
+    `BackOff`, `Killing`.
+    """
+    message: _builtins.str
+    """A human-readable explanation, for example
+    `0/4 nodes are available: 1 Insufficient nvidia.com/gpu`.
+    """
+    source: _builtins.str
+    """The component that reported it, for example `default-scheduler`,
+    `kubelet`, `job-controller`.
+    """
+    object: _builtins.str
+    """What it is about, `<kind>/<name>` in lower case, for example
+    `pod/train-1-worker-0`.
+    """
+    count: _builtins.int
+    """How often it happened (the cluster folds repeats into one event)."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When it last happened."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        source: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        object: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "message", b"message", "object", b"object", "reason", b"reason", "source", b"source", "time", b"time", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClusterEvent: _TypeAlias = ClusterEvent  # noqa: Y015

@@ -105,6 +105,11 @@ class SchedulerServiceStub:
                 request_serializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsRequest.SerializeToString,
                 response_deserializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsResponse.FromString,
                 _registered_method=True)
+        self.ListTaskClusterEvents = channel.unary_unary(
+                '/odin.scheduler.v1.SchedulerService/ListTaskClusterEvents',
+                request_serializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsRequest.SerializeToString,
+                response_deserializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -222,6 +227,17 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTaskClusterEvents(self, request, context):
+        """Lists what the cluster recorded about the task's current attempt (for
+        Kubernetes: the Events of its object and pods, such as FailedScheduling
+        or BackOff), oldest first. Empty for executors without such events (local
+        processes) and for a task that was never dispatched. UNAVAILABLE when the
+        cluster cannot be asked right now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -284,6 +300,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.StreamTaskLogs,
                     request_deserializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsRequest.FromString,
                     response_serializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsResponse.SerializeToString,
+            ),
+            'ListTaskClusterEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskClusterEvents,
+                    request_deserializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsRequest.FromString,
+                    response_serializer=odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -621,6 +642,33 @@ class SchedulerService:
             '/odin.scheduler.v1.SchedulerService/StreamTaskLogs',
             odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsRequest.SerializeToString,
             odin_dot_scheduler_dot_v1_dot_scheduler__pb2.StreamTaskLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskClusterEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.scheduler.v1.SchedulerService/ListTaskClusterEvents',
+            odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsRequest.SerializeToString,
+            odin_dot_scheduler_dot_v1_dot_scheduler__pb2.ListTaskClusterEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

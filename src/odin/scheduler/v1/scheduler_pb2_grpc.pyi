@@ -92,6 +92,13 @@ class SchedulerServiceStub:
     """Streams the output of one task from a byte offset: live while the task
     runs (with `follow`), from the log store after it ended.
     """
+    ListTaskClusterEvents: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ListTaskClusterEventsRequest, _scheduler_pb2.ListTaskClusterEventsResponse]
+    """Lists what the cluster recorded about the task's current attempt (for
+    Kubernetes: the Events of its object and pods, such as FailedScheduling
+    or BackOff), oldest first. Empty for executors without such events (local
+    processes) and for a task that was never dispatched. UNAVAILABLE when the
+    cluster cannot be asked right now.
+    """
 
 @_typing.type_check_only
 class SchedulerServiceAsyncStub(SchedulerServiceStub):
@@ -156,6 +163,13 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     StreamTaskLogs: _aio.UnaryStreamMultiCallable[_scheduler_pb2.StreamTaskLogsRequest, _scheduler_pb2.StreamTaskLogsResponse]  # type: ignore[assignment]
     """Streams the output of one task from a byte offset: live while the task
     runs (with `follow`), from the log store after it ended.
+    """
+    ListTaskClusterEvents: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ListTaskClusterEventsRequest, _scheduler_pb2.ListTaskClusterEventsResponse]  # type: ignore[assignment]
+    """Lists what the cluster recorded about the task's current attempt (for
+    Kubernetes: the Events of its object and pods, such as FailedScheduling
+    or BackOff), oldest first. Empty for executors without such events (local
+    processes) and for a task that was never dispatched. UNAVAILABLE when the
+    cluster cannot be asked right now.
     """
 
 class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -290,6 +304,19 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_scheduler_pb2.StreamTaskLogsResponse], _abc.AsyncIterator[_scheduler_pb2.StreamTaskLogsResponse]]:
         """Streams the output of one task from a byte offset: live while the task
         runs (with `follow`), from the log store after it ended.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTaskClusterEvents(
+        self,
+        request: _scheduler_pb2.ListTaskClusterEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.ListTaskClusterEventsResponse, _abc.Awaitable[_scheduler_pb2.ListTaskClusterEventsResponse]]:
+        """Lists what the cluster recorded about the task's current attempt (for
+        Kubernetes: the Events of its object and pods, such as FailedScheduling
+        or BackOff), oldest first. Empty for executors without such events (local
+        processes) and for a task that was never dispatched. UNAVAILABLE when the
+        cluster cannot be asked right now.
         """
 
 def add_SchedulerServiceServicer_to_server(servicer: SchedulerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

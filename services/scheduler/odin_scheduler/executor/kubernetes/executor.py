@@ -8,6 +8,7 @@ wakes the waiter of that attempt, which re-reads the cache and decides (level-tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import urllib3
@@ -22,7 +24,17 @@ import urllib3
 from odin.pipeline_spec.errors import Collector
 from odin.pipeline_spec.model import RESOURCE_TYPE_ALIASES, TaskSpec
 from odin.pipeline_spec.task_parser import parse_task
-from odin_scheduler.executor.base import Handle, Outcome, PermanentError, TaskRun, TemporaryError
+from odin_scheduler.executor.base import (
+    ClusterEvent,
+    Handle,
+    LivePredicate,
+    Outcome,
+    PermanentError,
+    Progress,
+    ProgressListener,
+    TaskRun,
+    TemporaryError,
+)
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.api import KubeApi, KubeApiError
 from odin_scheduler.executor.kubernetes.config import CleanupPolicy, KubernetesConfig
@@ -41,15 +53,14 @@ RECHECK_SECONDS = 30.0  # a waiter re-reads its attempt at least this often, wha
 
 
 def default_spec(run: TaskRun) -> TaskSpec:
-    """The task's spec when the engine passes it along (`run.spec`: a TaskSpec, or the task's entry of the stored,
-    rendered job spec), else what TaskRun itself carries."""
-    spec = getattr(run, "spec", None)
-    if isinstance(spec, TaskSpec):
-        return spec
-    if isinstance(spec, Mapping):
-        return spec_from_mapping(spec)
-    return TaskSpec(name=run.task, image=run.image, command=run.command, args=run.args, env=dict(run.env),
-                    resource_type=run.resource_type or "Pod")
+    """The task's stored spec (`run.spec`) with the values the engine rendered at dispatch (command, args and env
+    with variables and `^` references resolved); without a stored spec, what TaskRun itself carries."""
+    if not run.spec:
+        return TaskSpec(name=run.task, image=run.image, command=run.command, args=run.args, env=dict(run.env),
+                        resource_type=run.resource_type or "Pod")
+    spec = spec_from_mapping(run.spec)
+    return dataclasses.replace(spec, image=run.image or spec.image, command=run.command, args=run.args,
+                               env=dict(run.env))
 
 
 def spec_from_mapping(task: Mapping[str, Any]) -> TaskSpec:
@@ -76,6 +87,7 @@ class KubernetesExecutor:
         self._index_lock = threading.Lock()
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._progress: dict[str, Status] = {}
+        self._listener: ProgressListener | None = None
         self._cancelled: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         # API calls and log hand-offs block a thread each; a pool of our own keeps them from queueing behind the
@@ -124,7 +136,7 @@ class KubernetesExecutor:
         await self._synced(handler)
         logs = AttemptLogs(self.api, namespace, run.log_file, labelled=handler.kind != "Pod")
         try:
-            status = await self._follow(handler, namespace, name, logs)
+            status = await self._follow(run, handler, namespace, name, logs)
         finally:
             self._cancelled.discard(name)
         await self._call(logs.finish, self.pods_of(name), handler.replica_label)
@@ -145,6 +157,9 @@ class KubernetesExecutor:
         _, handler = self._handler(str(handle.get("kind", "Pod")))
         return f"{handler.kind.lower()}/{handle.get('name', '')}"
 
+    def on_progress(self, listener: ProgressListener) -> None:
+        self._listener = listener
+
     # -- beyond the protocol --------------------------------------------------------------------------------
     def progress(self, handle: Handle) -> Status | None:
         """Where a waited-on attempt stands now (pending with a reason such as InsufficientGPU, running, ...)."""
@@ -158,27 +173,69 @@ class KubernetesExecutor:
             pod_names = sorted(self._pods_by_run.get(name, ()))
         return [pod for pod in (pods.get(p) for p in pod_names) if pod is not None]
 
-    async def events(self, handle: Handle) -> list[dict[str, Any]]:
+    async def events(self, handle: Handle) -> list[ClusterEvent]:
         """Kubernetes events of the attempt's object and its pods, oldest first."""
+        return [cluster_event(e) for e in await self.raw_events(handle)]
+
+    async def raw_events(self, handle: Handle) -> list[dict[str, Any]]:
+        """The Event objects themselves (involvedObject = the attempt's object or one of its pods)."""
+        if not handle.get("name"):
+            return []
         name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
         involved = [name, *(p["metadata"]["name"] for p in self.pods_of(name))]
         found: list[dict[str, Any]] = []
         for obj_name in dict.fromkeys(involved):
-            body = await self._call(self.api.request, "GET", f"/api/v1/namespaces/{namespace}/events",
-                                           [("fieldSelector", f"involvedObject.name={obj_name}")])
+            try:
+                body = await self._call(self.api.request, "GET", f"/api/v1/namespaces/{namespace}/events",
+                                        [("fieldSelector", f"involvedObject.name={obj_name}")])
+            except KubeApiError as exc:
+                raise TemporaryError(f"listing events of {obj_name}: {exc}", delay=2.0) from None
+            except _UNREACHABLE as exc:
+                raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
             found += body.get("items", [])
-        return sorted(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return sorted(found, key=_event_time)
 
-    async def sweep(self, live: set[str]) -> list[str]:
-        """Deletes Odin's objects whose attempt the scheduler no longer tracks (names not in `live`)."""
+    async def sweep(self, live: LivePredicate) -> list[str]:
+        """Deletes Odin's objects of attempts nobody follows (`live(job id, task, attempt)` says which the engine
+        follows): unfinished ones always (they hold cluster resources
+        for a result nobody will read), finished ones when the cleanup policy says so (a cleanup that failed)."""
         deleted = []
-        for handler in self._watched_handlers():
-            watch = self._watch(handler)
-            await self._call(watch.synced.wait, 30)
-            for obj in watch.select(lambda o: _is_orphan(o, live)):
-                await self._delete(handler, self.config.namespace, obj["metadata"]["name"], grace=0)
-                deleted.append(obj["metadata"]["name"])
+        for handler in _collections(self.config.namespace):
+            try:
+                listing = await self._call(self.api.request, "GET", handler.collection_path(self.config.namespace),
+                                           [("labelSelector", names.managed_selector())])
+            except KubeApiError as exc:
+                if exc.status != 404:  # 404: a kind this cluster does not serve
+                    log.warning("sweep: listing %s failed: %s", handler.kind, exc)
+                continue
+            objects = listing.get("items", [])
+            pods = await self._pods_by_owner(handler, objects)
+            for obj in objects:
+                if _is_orphan(obj, live) and self._doomed(handler.status(obj, pods.get(_name(obj), []))):
+                    await self._delete(handler, self.config.namespace, _name(obj), grace=0)
+                    deleted.append(_name(obj))
+        if deleted:
+            log.info("sweep deleted %d orphaned object(s): %s", len(deleted), ", ".join(deleted[:20]))
         return deleted
+
+    async def remove_job(self, job_id: str) -> None:
+        """Deletes every object of the job's attempts, whatever the cleanup policy kept."""
+        selector = f"{names.managed_selector()},{names.LABEL_JOB}={names.label_value(job_id)}"
+        for handler in _collections(self.config.namespace):
+            try:
+                listing = await self._call(self.api.request, "GET", handler.collection_path(self.config.namespace),
+                                           [("labelSelector", selector)])
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    raise TemporaryError(f"listing {handler.kind} objects of job {job_id}: {exc}") from None
+                continue
+            except _UNREACHABLE as exc:
+                raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+            for obj in listing.get("items", []):
+                meta = obj["metadata"]
+                owned = meta.get("annotations", {}).get(names.ANNOTATION_JOB_ID) == job_id
+                if owned and meta.get("labels", {}).get(names.LABEL_RUN) == meta["name"]:
+                    await self._delete(handler, self.config.namespace, meta["name"], grace=0)
 
     def watch_stats(self) -> dict[str, dict[str, int]]:
         return {path: {"relists": w.relists, "reconnects": w.reconnects, "expired": w.expired}
@@ -202,15 +259,8 @@ class KubernetesExecutor:
                                  reason="UnsupportedResourceType")
         return key, handler
 
-    def _watched_handlers(self) -> list[ResourceHandler]:
-        """One handler per watched collection (ElasticJob shares PyTorchJob's)."""
-        by_path: dict[str, ResourceHandler] = {}
-        for handler in HANDLERS.values():
-            by_path.setdefault(handler.collection_path(self.config.namespace), handler)
-        return [handler for path, handler in by_path.items() if path in self._watches]
-
     def _context(self, run: TaskRun, spec: TaskSpec, name: str) -> BuildContext:
-        owner = str(getattr(run, "owner", "") or "")
+        owner = run.owner
         labels = names.labels_for(run.job_id, run.task, owner, run.attempt, name)
         annotations = {names.ANNOTATION_TASK_ID: run.task_id, names.ANNOTATION_JOB_ID: run.job_id}
         env = {**run.env, "ODIN_TASK_ID": run.task_id, "ODIN_JOB_ID": run.job_id, "ODIN_ATTEMPT": str(run.attempt)}
@@ -279,7 +329,33 @@ class KubernetesExecutor:
         finally:
             self._waiters[name].discard(event)
 
-    async def _follow(self, handler: ResourceHandler, namespace: str, name: str, logs: AttemptLogs) -> Status:
+    async def _pods_by_owner(self, handler: ResourceHandler, objects: list[Obj]) -> dict[str, list[Obj]]:
+        """The pods of each listed attempt object (by `odin.run`); a Pod attempt is its own pod."""
+        if handler.kind == "Pod" or not objects:
+            return {}
+        listing = await self._call(self.api.request, "GET", self._pod_path(),
+                                   [("labelSelector", names.managed_selector())])
+        by_run: dict[str, list[Obj]] = {}
+        for pod in listing.get("items", []):
+            by_run.setdefault(pod["metadata"].get("labels", {}).get(names.LABEL_RUN, ""), []).append(pod)
+        return by_run
+
+    def _doomed(self, status: Status) -> bool:
+        """Whether an attempt's object goes once the attempt is over (unfinished: it is over for Odin)."""
+        policy = self.config.cleanup
+        return not status.done or status.stuck or policy == CleanupPolicy.ALWAYS or (
+            policy == CleanupPolicy.DELETE_ON_SUCCESS and status.phase == Phase.SUCCEEDED)
+
+    def _report(self, run: TaskRun, name: str, status: Status) -> None:
+        """Tells the engine when an attempt's phase or reason changed (the message alone does not count)."""
+        old = self._progress.get(name)
+        self._progress[name] = status
+        changed = old is None or (old.phase, old.reason) != (status.phase, status.reason)
+        if changed and self._listener is not None and not status.done:
+            self._listener(run, Progress(str(status.phase), status.reason, status.message))
+
+    async def _follow(self, run: TaskRun, handler: ResourceHandler, namespace: str, name: str,
+                      logs: AttemptLogs) -> Status:
         """Re-reads the attempt on every change until it ends (or is stuck for too long)."""
         stuck_since: float | None = None
         while True:
@@ -290,7 +366,7 @@ class KubernetesExecutor:
             for pod in pods:
                 logs.ensure(pod, handler.replica_label(pod))
             status = handler.status(obj, pods)
-            self._progress[name] = status
+            self._report(run, name, status)
             if status.done:
                 return status
             stuck_since = (stuck_since or time.monotonic()) if status.stuck else None
@@ -323,22 +399,62 @@ class KubernetesExecutor:
             raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
 
     async def _clean_up(self, handler: ResourceHandler, namespace: str, name: str, status: Status) -> None:
-        policy = self.config.cleanup
-        doomed = status.stuck or policy == CleanupPolicy.ALWAYS or (
-            policy == CleanupPolicy.DELETE_ON_SUCCESS and status.phase == Phase.SUCCEEDED)
         self._progress.pop(name, None)
-        if doomed:
+        if self._doomed(status):
             try:
                 await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
             except TemporaryError as exc:
                 log.warning("cleanup of %s %s failed (the sweeper will retry): %s", handler.kind, name, exc)
 
 
-def _is_orphan(obj: Obj, live: set[str]) -> bool:
-    """An attempt's own object (not a pod some controller made for it) whose attempt nobody tracks."""
+def _name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _collections(namespace: str) -> list[ResourceHandler]:
+    """One handler per collection Odin creates objects in (ElasticJob shares PyTorchJob's)."""
+    by_path: dict[str, ResourceHandler] = {}
+    for handler in HANDLERS.values():
+        by_path.setdefault(handler.collection_path(namespace), handler)
+    return list(by_path.values())
+
+
+def _is_orphan(obj: Obj, live: LivePredicate) -> bool:
+    """An attempt's own object (not a pod some controller made for it) whose attempt nobody follows."""
     meta = obj["metadata"]
-    run = meta.get("labels", {}).get(names.LABEL_RUN)
-    return run == meta["name"] and run not in live and not meta.get("deletionTimestamp")
+    labels, annotations = meta.get("labels", {}), meta.get("annotations", {})
+    run = labels.get(names.LABEL_RUN)
+    if run != meta["name"] or meta.get("deletionTimestamp"):
+        return False
+    job_id, task_id = annotations.get(names.ANNOTATION_JOB_ID, ""), annotations.get(names.ANNOTATION_TASK_ID, "")
+    task = task_id[len(job_id) + 2:] if task_id.startswith(f"{job_id}--") else ""
+    try:
+        attempt = int(labels.get(names.LABEL_ATTEMPT, ""))
+    except ValueError:
+        return True  # not an attempt Odin could have made
+    return not live(job_id, task, attempt)
+
+
+def _event_time(event: Obj) -> str:
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
+
+
+def cluster_event(event: Obj) -> ClusterEvent:
+    """A Kubernetes Event (core/v1) as the executor interface reports it."""
+    involved = event.get("involvedObject") or {}
+    source = event.get("source") or {}
+    when = _event_time(event)
+    time_us = 0
+    if when:
+        with contextlib.suppress(ValueError):
+            time_us = int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1_000_000)
+    return ClusterEvent(
+        type=str(event.get("type") or ""), reason=str(event.get("reason") or ""),
+        message=str(event.get("message") or ""),
+        source=str(source.get("component") or event.get("reportingComponent") or ""), time_us=time_us,
+        object=f"{str(involved.get('kind') or '').lower()}/{involved.get('name', '')}",
+        count=int(event.get("count") or (event.get("series") or {}).get("count") or 1),
+    )
 
 
 def _start_error(handler: ResourceHandler, exc: KubeApiError) -> Exception:
