@@ -15,7 +15,7 @@ from odin_scheduler.executor.local import LocalExecutor
 from odin_scheduler.model import EventType, JobState, TaskState
 from support.clients import channel
 from support.processes import ServiceProcess
-from support.waiting import assert_eventually, assert_eventually_async
+from support.waiting import assert_eventually
 
 import odin.engine
 from odin.scheduler.v1 import scheduler_pb2 as pb
@@ -58,6 +58,12 @@ class Outcome:
         return [s for s in self.steps if s.task == task]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    violations: list[tuple[str, str]]
+
+
 class Runner(Protocol):
     name: str
 
@@ -72,8 +78,8 @@ class Runner(Protocol):
     ) -> Outcome:
         """Runs the pipeline to its end; cancels the job (message "enough") once that task runs and `ready()`."""
 
-    async def violations(self, main_yml: str) -> list[tuple[str, str]]:
-        """The field violations a refused pipeline gets."""
+    async def violations(self, main_yml: str) -> Refusal:
+        """The error reason and field violations a refused pipeline gets."""
 
 
 class EmbeddedRunner:
@@ -96,8 +102,8 @@ class EmbeddedRunner:
             main_yml, params=params, options=options, executor=executor, run_path=self.run_path
         ) as job:
             async for event in job.events():
-                if event.task == cancel_when_running and event.task_state is TaskState.RUNNING:
-                    await assert_eventually_async(lambda: _now(ready), timeout=10)
+                if cancel_when_running and event.task == cancel_when_running and event.task_state is TaskState.RUNNING:
+                    await asyncio.to_thread(assert_eventually, ready, 10)
                     await job.cancel("enough")
             done = await job.wait()
         tasks = {
@@ -107,11 +113,10 @@ class EmbeddedRunner:
         steps = [Step(e.task, (e.task_state or e.job_state).name, e.attempt, e.reason) for e in done.events]
         return Outcome(done.state.name, done.job.reason, done.job.message, tasks, steps)
 
-    async def violations(self, main_yml: str) -> list[tuple[str, str]]:
+    async def violations(self, main_yml: str) -> Refusal:
         with pytest.raises(odin.engine.InvalidArgument) as caught:
             await odin.engine.run_async(main_yml, run_path=self.run_path)
-        assert caught.value.reason == "PIPELINE_INVALID"
-        return caught.value.violations
+        return Refusal(caught.value.reason, caught.value.violations)
 
 
 class ServiceRunner:
@@ -142,7 +147,7 @@ class ServiceRunner:
                 if not item.HasField("event"):
                     continue
                 steps.append(_step(item.event))
-                if steps[-1].task == cancel_when_running and steps[-1].state == "RUNNING":
+                if cancel_when_running and steps[-1] == Step(cancel_when_running, "RUNNING", 1, ""):
                     assert_eventually(ready, timeout=10)
                     stub.CancelJob(pb.CancelJobRequest(name=job.name, message="enough"), timeout=10)
             job = stub.GetJob(pb.GetJobRequest(name=job.name), timeout=5).job
@@ -150,10 +155,10 @@ class ServiceRunner:
         tasks = {t.name.rsplit("/", 1)[1]: _task(t) for t in listed}
         return Outcome(JobState(job.state).name, job.reason, job.message, tasks, steps)
 
-    async def violations(self, main_yml: str) -> list[tuple[str, str]]:
+    async def violations(self, main_yml: str) -> Refusal:
         return await asyncio.to_thread(self._violations, main_yml)
 
-    def _violations(self, main_yml: str) -> list[tuple[str, str]]:
+    def _violations(self, main_yml: str) -> Refusal:
         import grpc
         from grpc_status import rpc_status
 
@@ -162,7 +167,7 @@ class ServiceRunner:
             with pytest.raises(grpc.RpcError) as caught:
                 stub.CreateJob(_request(main_yml, None, None), timeout=10)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        return _field_violations(rpc_status, caught.value)
+        return _refusal(rpc_status, caught.value)
 
 
 def _request(main_yml: str, params: Mapping[str, Any] | None, options: odin.engine.Options | None) -> Any:
@@ -191,13 +196,15 @@ def _task(task: Any) -> TaskResult:
     )
 
 
-def _field_violations(rpc_status: Any, error: Any) -> list[tuple[str, str]]:
+def _refusal(rpc_status: Any, error: Any) -> Refusal:
     from google.rpc import error_details_pb2
 
     status = rpc_status.from_call(error)
-    found: list[tuple[str, str]] = []
+    reason, found = "", []
     for detail in status.details:
-        bad = error_details_pb2.BadRequest()
+        bad, info = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
         if detail.Unpack(bad):
             found += [(v.field, v.description) for v in bad.field_violations]
-    return found
+        elif detail.Unpack(info):
+            reason = info.reason
+    return Refusal(reason, found)

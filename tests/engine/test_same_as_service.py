@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine_runners import Runner, Step
+from engine_runners import Refusal, Runner, Step
 from support.waiting import assert_eventually
 
 import odin.engine
@@ -122,16 +122,16 @@ async def test_parameters_render_main_yml_as_a_template(runner: Runner) -> None:
 
 
 BAD_PIPELINES = {
-    "tasks:\n  - name: a\n    image: x\n    command: x\n    depends: trian\n":
-        [("inline.main_yml.tasks[0].depends", 'unknown task "trian"')],
-    "tasks:\n  - name: a\n    image: x\n    command: x\n    args: ['${NOPE}']\n":
-        [("inline.main_yml.tasks[0].args[0]", 'unknown variable "NOPE"')],
-    "tasks:\n  - name: a\n    image: x\n    command: x\n    args: ['^ghost.outputs.x']\n":
-        [("inline.main_yml.tasks[0].args[0]", 'references unknown task "ghost"')],
-    "   ": [("inline.main_yml", "is required")],
+    "tasks:\n  - name: a\n    image: x\n    command: x\n    depends: trian\n": Refusal("PIPELINE_INVALID", [
+        ("inline.main_yml.tasks[0].depends", 'unknown task "trian"')]),
+    "tasks:\n  - name: a\n    image: x\n    command: x\n    args: ['${NOPE}']\n": Refusal("PIPELINE_INVALID", [
+        ("inline.main_yml.tasks[0].args[0]", 'unknown variable "NOPE"')]),
+    "tasks:\n  - name: a\n    image: x\n    command: x\n    args: ['^ghost.outputs.x']\n": Refusal("PIPELINE_INVALID", [
+        ("inline.main_yml.tasks[0].args[0]", 'unknown task "ghost" in reference "^ghost.outputs.x"')]),
+    "   ": Refusal("INVALID_ARGUMENT", [("inline.main_yml", "is required")]),
 }  # fmt: skip
 
 
-async def test_a_refused_pipeline_gets_the_same_violations(runner: Runner) -> None:
+async def test_a_refused_pipeline_gets_the_same_error(runner: Runner) -> None:
     for main_yml, expected in BAD_PIPELINES.items():
         assert await runner.violations(main_yml) == expected, main_yml
