@@ -12,7 +12,7 @@ import grpc
 import pytest
 from scheduler_testkit import Stub, inline, pipeline, scheduler_env, task_yaml, tasks_of
 from support.clients import channel
-from support.ferretdb import ferretdb_server, new_mongo_database  # noqa: F401 (a fixture)
+from support.ferretdb import new_mongo_database
 from support.processes import ServiceProcess
 
 from odin.scheduler.v1 import scheduler_pb2 as pb

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -58,9 +59,10 @@ def _pinned_version() -> str:
 
 
 @contextmanager
-def private_ferretdb(postgres: PostgresServer, database: str = "ferretdb") -> Iterator[FerretServer]:
-    """Starts FerretDB on 127.0.0.1 backed by `database` (created fresh) in `postgres`; stops it after."""
+def private_ferretdb(postgres: PostgresServer, database: str = "") -> Iterator[FerretServer]:
+    """Starts FerretDB on 127.0.0.1 backed by `database` (created fresh; default: a new name) in `postgres`."""
     binary = ferretdb_binary()
+    database = database or f"ferretdb_{os.getpid()}_{next(_databases)}"
     with psycopg.connect(postgres.url(), autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {database}")  # type: ignore[arg-type]
         conn.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
@@ -84,6 +86,7 @@ def private_ferretdb(postgres: PostgresServer, database: str = "ferretdb") -> It
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ async def watch(
     pipeline: Pipeline, *, params: Mapping[str, Any] | None = None, executor: Executor | None = None,
     store: Store | str | None = None, run_path: str | Path | None = None, options: RequestedOptions | None = None,
     labels: Mapping[str, str] | None = None, max_parallel_tasks: int = MAX_PARALLEL_TASKS,
-) -> AsyncIterator[Event]:  # fmt: skip
+) -> AsyncGenerator[Event, None]:  # fmt: skip
     """Runs the pipeline and yields every event of its job, the job's end last.
 
     Stopping early (`break` inside `contextlib.aclosing(watch(...))`) cancels the job.

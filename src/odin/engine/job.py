@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +60,7 @@ class JobHandle:
         self._scheduler = scheduler
         self.id = job_id
 
-    async def events(self, after_seq: int = 0) -> AsyncIterator[Event]:
+    async def events(self, after_seq: int = 0) -> AsyncGenerator[Event, None]:
         """The job's events after `after_seq` (all of them by default), live, ending with the job's end.
 
         These are the very records `WatchJob` streams (`odin.engine.to_proto` packs one as a `JobEvent`).

@@ -35,7 +35,10 @@ async def open_scheduler(
         if store is None or run_path is None:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="odin-engine-")))
         opened = await _open_store(stack, store, scratch)
-        runner = executor if executor is not None else _local_executor()
+        runner = executor
+        if runner is None:
+            runner = _local_executor()
+            stack.push_async_callback(runner.close)
         layout = _layout(run_path, scratch)
         engine = Engine(opened, runner, layout, EngineConfig(max_parallel_tasks=max_parallel_tasks))
         await engine.start()
