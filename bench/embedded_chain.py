@@ -21,10 +21,11 @@ import sys
 import time
 from typing import Any
 
-import odin.engine
 from odin_scheduler.executor.base import Executor
 from odin_scheduler.executor.instant import InstantExecutor
 from odin_scheduler.executor.local import LocalExecutor
+
+import odin.engine
 
 
 def percentile(values: list[float], p: float) -> float:
