@@ -34,7 +34,8 @@ def channel(address: str, token: object = DEFAULT) -> grpc.Channel:
 def aio_channel(address: str, token: object = DEFAULT) -> aio.Channel:
     """An asyncio channel that sends the bearer token on every call."""
     value = _token(token)
-    interceptors: list[Any] = [_AioBearer(value)] if value else []
+    # grpc.aio files each interceptor under the first call type it implements, so one object per type.
+    interceptors: list[Any] = [_AioUnaryBearer(value), _AioStreamBearer(value)] if value else []
     return aio.insecure_channel(address, interceptors=interceptors)
 
 
@@ -67,17 +68,21 @@ class _Details(grpc.ClientCallDetails):  # type: ignore[misc]
                    getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
 
 
-class _AioBearer(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _AioBearer:
     def __init__(self, token: str | None) -> None:
         self.token = token or ""
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
 
     def _details(self, details: Any) -> Any:
         extra = aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {self.token}"))
         return aio.ClientCallDetails(details.method, details.timeout, extra, details.credentials,
                                      details.wait_for_ready)
+
+
+class _AioUnaryBearer(_AioBearer, aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _AioStreamBearer(_AioBearer, aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)

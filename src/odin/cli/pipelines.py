@@ -31,12 +31,12 @@ from odin.cli.output import message_dict, print_error, print_json, short_time, t
 from odin.cli.overrides import accept_overrides
 from odin.client import InvalidArgument, NotFound, OdinError, ServiceAddresses, from_rpc_error, load_token
 from odin.client.channel import call_metadata, open_channel
+from odin.pipeline_spec.directory import companion_files
 from odin.pipelines.v1 import pipelines_pb2 as pb
 from odin.pipelines.v1 import pipelines_pb2_grpc
 
 NAME_PREFIX = "pipelines/"
 CALL_TIMEOUT = 30.0
-_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
 
 
 class Api:
@@ -366,12 +366,10 @@ def read_directory(directory: Path) -> dict[str, str]:
     if not directory.is_dir():
         raise InvalidArgument(f"{directory}: not a directory")
     files = {}
-    for path in sorted(directory.rglob("*")):
-        relative = path.relative_to(directory)
-        if any(part.startswith(".") or part in _SKIPPED_DIRS for part in relative.parts) or not path.is_file():
-            continue
+    for relative in companion_files(directory):
+        path = directory / relative
         try:
-            files[relative.as_posix()] = path.read_text(encoding="utf-8")
+            files[relative] = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise InvalidArgument(f"{path}: not UTF-8 text; pipelines hold text files only") from None
     return files

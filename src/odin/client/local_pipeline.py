@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from odin.client.errors import InvalidArgument
+from odin.pipeline_spec.directory import companion_files, locate
 from odin.scheduler.v1 import scheduler_pb2 as pb
 
-MAIN_FILE = "main.yml"
 MAX_FILES = 100
 MAX_TOTAL_BYTES = 1024 * 1024
-_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
 
 
 def is_local_pipeline(source: str) -> bool:
@@ -27,28 +26,17 @@ def is_local_pipeline(source: str) -> bool:
 
 def pack_pipeline(source: str | Path) -> pb.InlinePipeline:
     """The InlinePipeline for a job directory, or for the directory of a given main.yml file."""
-    path = Path(source).expanduser()
-    directory, main = (path, path / MAIN_FILE) if path.is_dir() else (path.parent, path)
-    if not main.is_file():
-        raise InvalidArgument(f"{main}: no such file (a pipeline directory holds a {MAIN_FILE})")
-    files = {rel: _read_text(directory / rel) for rel in _job_files(directory, main)}
+    try:
+        directory, main = locate(Path(source))
+    except FileNotFoundError as exc:
+        raise InvalidArgument(str(exc)) from None
+    files = {rel: _read_text(directory / rel) for rel in companion_files(directory, main)}
     total = sum(len(text.encode()) for text in files.values()) + main.stat().st_size
     if len(files) > MAX_FILES:
         raise InvalidArgument(f"{directory}: {len(files)} files; a pipeline may carry at most {MAX_FILES}")
     if total > MAX_TOTAL_BYTES:
         raise InvalidArgument(f"{directory}: {total} bytes of files; at most {MAX_TOTAL_BYTES} are allowed")
     return pb.InlinePipeline(main_yml=_read_text(main), files=files)
-
-
-def _job_files(directory: Path, main: Path) -> list[str]:
-    found = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part.startswith(".") or part in _SKIPPED_DIRS for part in rel.parts):
-            continue
-        if path.is_file() and path != main:
-            found.append(rel.as_posix())
-    return found
 
 
 def _read_text(path: Path) -> str:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from odin_scheduler.inline import resolve
-from odin_scheduler.jobs import MAIN_FILE, ResolvedPipeline
+from odin_scheduler.jobs import ResolvedPipeline
 
+from odin.pipeline_spec.directory import companion_files, locate
 from odin.runtime.errors import InvalidArgument
 
 Pipeline: TypeAlias = "Mapping[str, Any] | str | os.PathLike[str]"
-SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
 
 
 def resolve_pipeline(pipeline: Pipeline, params: Mapping[str, Any] | None) -> ResolvedPipeline:
@@ -49,23 +49,9 @@ def _dump(pipeline: Mapping[str, Any]) -> str:
 
 def _read_directory(path: Path) -> tuple[str, dict[str, str]]:
     """`main.yml` and the other files of its directory (a path to the directory or to the file itself)."""
-    path = path.expanduser()
-    directory, main = (path, path / MAIN_FILE) if path.is_dir() else (path.parent, path)
-    if not main.is_file():
-        raise FileNotFoundError(f"{main}: no such file (a pipeline directory holds a {MAIN_FILE})")
-    files = {rel: _read_text(directory / rel, rel) for rel in _pipeline_files(directory, main)}
+    directory, main = locate(path)
+    files = {rel: _read_text(directory / rel, rel) for rel in companion_files(directory, main)}
     return _read_text(main, "main_yml"), files
-
-
-def _pipeline_files(directory: Path, main: Path) -> list[str]:
-    found = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts):
-            continue
-        if path.is_file() and path != main:
-            found.append(rel.as_posix())
-    return found
 
 
 def _read_text(path: Path, name: str) -> str:
