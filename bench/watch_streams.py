@@ -11,8 +11,8 @@ the bottleneck). Then:
 2. delivery latency: the gate opens, the job emits its events; each stream records when it received
    each event, compared with the event's own `time` (same machine, same clock);
 3. lost and duplicated events: each stream's seqs against the job's stored events (ListJobEvents);
-4. the scheduler's CPU per delivered message (its CPU while the job ran, minus what an identical
-   run with one stream costs is left to the reader: run `--streams 1` for the engine's own share).
+4. CPU per delivered message, scheduler and clients; the scheduler's figure includes the engine
+   running the job (`--streams 1` measures that share alone), and the machine's load average.
 
 Streams use the raw generated stub (not odin.client, whose de-duplication would hide a server
 duplicate). `--profile FILE` runs the scheduler under cProfile. Prints the numbers; see

@@ -12,7 +12,7 @@ from odin_scheduler.convert import EventResponses
 from odin_scheduler.model import Event, EventType, Job, JobFilter, JobState
 from odin_scheduler.watch import EventHub, Heartbeat, JobLookup, watch_events
 from scheduler_testkit import inline, pipeline, task_yaml
-from support.clients import aio_channel, metadata
+from support.clients import aio_channel
 from support.processes import ServiceProcess
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
@@ -153,7 +153,6 @@ def test_one_serialized_event_serves_both_watch_responses() -> None:
 
 async def test_many_streams_of_a_real_scheduler_agree_with_the_store(scheduler: ServiceProcess) -> None:
     tasks = [task_yaml(f"t{i}", "true") for i in range(20)]
-    # Streams carry the token themselves: aio_channel's interceptor does not reach them.
     async with aio_channel(scheduler.address) as channel:
         stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
         job = (await stub.CreateJob(inline(pipeline("fan", *tasks, extra="parallelism: 4\n"),
@@ -161,8 +160,7 @@ async def test_many_streams_of_a_real_scheduler_agree_with_the_store(scheduler: 
 
         async def watch(after: int = 0, stop_after: Callable[[list[int]], bool] = lambda _: False) -> list[int]:
             seen: list[int] = []
-            async for message in stub.WatchJob(pb.WatchJobRequest(name=job.name, after_seq=after), timeout=60,
-                                               metadata=metadata()):
+            async for message in stub.WatchJob(pb.WatchJobRequest(name=job.name, after_seq=after), timeout=60):
                 if message.HasField("event"):
                     seen.append(message.event.seq)
                 if stop_after(seen):
@@ -172,7 +170,7 @@ async def test_many_streams_of_a_real_scheduler_agree_with_the_store(scheduler: 
         async def watch_jobs() -> list[int]:
             seen: list[int] = []
             request = pb.WatchJobsRequest(after_seq=job.last_event_seq, labels=["team=red"])
-            stream = stub.WatchJobs(request, timeout=60, metadata=metadata())
+            stream = stub.WatchJobs(request, timeout=60)
             async for message in stream:
                 if message.HasField("event"):
                     seen.append(message.event.seq)

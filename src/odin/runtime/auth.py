@@ -295,18 +295,13 @@ def authenticated_channel(address: str, config: Any) -> aio.Channel:
     """A channel to another Odin service that sends the caller's token when handling a call on their
     behalf, and otherwise the service's own token (`auth_token_file`)."""
     own = ServiceToken(config.auth_token_file, config.auth_address)
-    return aio.insecure_channel(address, interceptors=[_BearerClient(own.bearer)])
+    # grpc.aio files each interceptor under the first call type it implements: one object per type.
+    return aio.insecure_channel(address, interceptors=[_UnaryBearer(own.bearer), _StreamBearer(own.bearer)])
 
 
-class _BearerClient(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _BearerClient:
     def __init__(self, own: Callable[[], Awaitable[str | None]]) -> None:
         self.own = own
-
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(await self._details(details), request)
-
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(await self._details(details), request)
 
     async def _details(self, details: Any) -> Any:
         token = current_bearer() or await self.own()
@@ -315,3 +310,13 @@ class _BearerClient(aio.UnaryUnaryClientInterceptor, aio.UnaryStreamClientInterc
         metadata = aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {token}"))
         return aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                      details.wait_for_ready)
+
+
+class _UnaryBearer(_BearerClient, aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._details(details), request)
+
+
+class _StreamBearer(_BearerClient, aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(await self._details(details), request)
