@@ -8,10 +8,10 @@ so many clients that lost the same server do not come back in lock-step.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from dataclasses import dataclass
 
+from odin.backoff import backoff_ceiling, equal_jitter
 from odin.client.errors import OdinError
 
 # Codes after which the same read may succeed: the server was unreachable, or it cancelled the stream
@@ -33,8 +33,10 @@ class RetryPolicy:
 
     def delay(self, failures: int) -> float:
         """The wait after `failures` consecutive failures (1 for the first)."""
-        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** max(failures - 1, 0))
-        return random.uniform(ceiling / 2, ceiling)
+        ceiling = backoff_ceiling(
+            failures, initial=self.initial_backoff, factor=self.multiplier, maximum=self.max_backoff
+        )
+        return equal_jitter(ceiling)
 
 
 NO_RETRY = RetryPolicy(max_attempts=1, reconnect_timeout=0.0)

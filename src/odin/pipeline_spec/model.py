@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from odin.backoff import backoff_ceiling
+
 from .errors import Violation
 from .graph import dependents_of, topological_order
 
@@ -128,7 +130,9 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        return min(self.max_backoff_seconds, self.backoff_seconds * self.factor ** max(0, retry - 1))
+        return backoff_ceiling(
+            retry, initial=self.backoff_seconds, factor=self.factor, maximum=self.max_backoff_seconds
+        )
 
 
 @dataclass(frozen=True)

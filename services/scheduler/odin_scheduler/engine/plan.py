@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from odin.backoff import backoff_ceiling, equal_jitter
 from odin.pipeline_spec import resolve_references, substitute, task_variables
 from odin_scheduler.model import Task
 from odin_scheduler.paths import Layout
@@ -32,8 +33,10 @@ class Retries:
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, so retries spread out."""
-        base = min(self.max_backoff_seconds, self.backoff_seconds * self.factor ** max(0, retry - 1))
-        return base / 2 + (rng or random).uniform(0, base / 2)
+        ceiling = backoff_ceiling(
+            retry, initial=self.backoff_seconds, factor=self.factor, maximum=self.max_backoff_seconds
+        )
+        return equal_jitter(ceiling, rng)
 
 
 @dataclass(frozen=True)

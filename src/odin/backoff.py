@@ -1,0 +1,15 @@
+"""Exponential backoff, one formula for task retries and client reconnects alike."""
+
+from __future__ import annotations
+
+import random
+
+
+def backoff_ceiling(attempt: int, *, initial: float, factor: float, maximum: float) -> float:
+    """The longest wait before retry number `attempt` (1-based): initial * factor^(attempt-1), capped."""
+    return min(maximum, initial * factor ** max(attempt - 1, 0))
+
+
+def equal_jitter(ceiling: float, rng: random.Random | None = None) -> float:
+    """Half of `ceiling` fixed, half random, so many retries spread out without ever retrying at once."""
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
