@@ -47,3 +47,11 @@ def test_lists_paths_and_optionals_from_environment() -> None:
     assert config.agents == ("a:1", "b:2")
     assert config.timeout == 2.5
     assert config.root == Path("/srv/odin")
+
+
+def test_service_help_lists_every_setting() -> None:
+    from odin.runtime.server import settings_help
+
+    text = settings_help(Sample, "ODIN_X")
+    assert "ODIN_X_STORE_URL" in text and "required" in text.split("ODIN_X_STORE_URL")[1].splitlines()[0]
+    assert "ODIN_X_ROOT" in text and "default '/tmp'" in text

@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 import grpc
@@ -177,6 +177,24 @@ C = TypeVar("C", bound=ServerConfig)
 Setup = Callable[[C, ServiceRuntime], Awaitable[None]]
 
 
+def settings_help(config_type: type[Any], prefix: str) -> str:
+    """Every setting of a service with its default, read from its config dataclass (so --help stays true)."""
+    lines = ["settings:"]
+    for field in dataclasses.fields(config_type):
+        if field.default is not dataclasses.MISSING:
+            default = f"default {_shown(field.default)}"
+        elif field.default_factory is not dataclasses.MISSING:
+            default = f"default {_shown(field.default_factory())}"
+        else:
+            default = "required"
+        lines.append(f"  {prefix}_{field.name.upper():<34} {default}")
+    return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    return repr(str(value)) if isinstance(value, PurePath) else repr(value)
+
+
 def serve_main(
     service: str,
     config_type: type[C],
@@ -189,7 +207,9 @@ def serve_main(
     parser = argparse.ArgumentParser(
         prog=f"odin-{service}",
         description=f"Run the Odin {service} service. Settings come from {prefix}_<KEY> "
-        f"environment variables and an optional YAML file.",
+        f"environment variables and an optional YAML file (keys in lower case).",
+        epilog=settings_help(config_type, prefix),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help=f"YAML configuration file (also {prefix}_CONFIG)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
