@@ -146,12 +146,12 @@ class PostgresStore:
         if after is not None:
             clauses.append("(create_us, id) < (%s, %s)")
             params += [after.create_us, after.id]
-        sql = f"SELECT * FROM jobs {_where_sql(clauses)} ORDER BY create_us DESC, id DESC LIMIT %s"
+        sql = f"SELECT * FROM jobs {rows.where_sql(clauses)} ORDER BY create_us DESC, id DESC LIMIT %s"
         return [rows.job_from_row(r) for r in await self._all(sql, [*params, limit])]
 
     async def count_jobs(self, where: JobFilter) -> int:
         clauses, params = _job_where(where)
-        row = await self._one(f"SELECT count(*) AS n FROM jobs {_where_sql(clauses)}", params)
+        row = await self._one(f"SELECT count(*) AS n FROM jobs {rows.where_sql(clauses)}", params)
         return int(row["n"]) if row else 0
 
     async def list_unfinished_jobs(self) -> list[Job]:
@@ -194,15 +194,8 @@ class PostgresStore:
     async def list_events(
         self, after_seq: int, *, job_id: str | None = None, up_to: int | None = None, limit: int = 1000
     ) -> list[Event]:
-        clauses, params = ["seq > %s"], [after_seq]
-        if job_id is not None:
-            clauses.append("job_id = %s")
-            params.append(job_id)  # type: ignore[arg-type]
-        if up_to is not None:
-            clauses.append("seq <= %s")
-            params.append(up_to)
-        sql = f"SELECT * FROM events {_where_sql(clauses)} ORDER BY seq LIMIT %s"
-        return [rows.event_from_row(r) for r in await self._all(sql, [*params, limit])]
+        sql, params = rows.events_query(after_seq, job_id, up_to, limit, "%s")
+        return [rows.event_from_row(r) for r in await self._all(sql, params)]
 
     async def latest_seq(self) -> int:
         row = await self._one("SELECT value FROM seq_counter", ())
@@ -296,8 +289,6 @@ def _job_where(where: JobFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def _where_sql(clauses: list[str]) -> str:
-    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
 def _placeholder(column: str) -> str:

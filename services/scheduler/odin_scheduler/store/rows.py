@@ -113,6 +113,24 @@ def event_params(event: Event) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def where_sql(clauses: list[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def events_query(
+    after_seq: int, job_id: str | None, up_to: int | None, limit: int, mark: str
+) -> tuple[str, list[Any]]:
+    """The SQL (with `mark` as the driver's placeholder) and parameters for Store.list_events."""
+    clauses, params = [f"seq > {mark}"], [after_seq]
+    if job_id is not None:
+        clauses.append(f"job_id = {mark}")
+        params.append(job_id)  # type: ignore[arg-type]
+    if up_to is not None:
+        clauses.append(f"seq <= {mark}")
+        params.append(up_to)
+    return f"SELECT * FROM events {where_sql(clauses)} ORDER BY seq LIMIT {mark}", [*params, limit]
+
+
 def _options(options: JobOptions) -> dict[str, Any]:
     return {
         "parallelism": options.parallelism,

@@ -132,13 +132,13 @@ class SqliteStore:
         if after is not None:
             clauses.append("(create_us < ? OR (create_us = ? AND id < ?))")
             params += [after.create_us, after.create_us, after.id]
-        sql = f"SELECT * FROM jobs {_where_sql(clauses)} ORDER BY create_us DESC, id DESC LIMIT ?"
+        sql = f"SELECT * FROM jobs {rows.where_sql(clauses)} ORDER BY create_us DESC, id DESC LIMIT ?"
         found = await self._read(lambda c: c.execute(sql, [*params, limit]).fetchall())
         return [rows.job_from_row(r) for r in found]
 
     async def count_jobs(self, where: JobFilter) -> int:
         clauses, params = _job_where(where)
-        sql = f"SELECT count(*) FROM jobs {_where_sql(clauses)}"
+        sql = f"SELECT count(*) FROM jobs {rows.where_sql(clauses)}"
         return int(await self._read(lambda c: c.execute(sql, params).fetchone()[0]))
 
     async def list_unfinished_jobs(self) -> list[Job]:
@@ -185,15 +185,8 @@ class SqliteStore:
     async def list_events(
         self, after_seq: int, *, job_id: str | None = None, up_to: int | None = None, limit: int = 1000
     ) -> list[Event]:
-        clauses, params = ["seq > ?"], [after_seq]
-        if job_id is not None:
-            clauses.append("job_id = ?")
-            params.append(job_id)  # type: ignore[arg-type]
-        if up_to is not None:
-            clauses.append("seq <= ?")
-            params.append(up_to)
-        sql = f"SELECT * FROM events {_where_sql(clauses)} ORDER BY seq LIMIT ?"
-        found = await self._read(lambda c: c.execute(sql, [*params, limit]).fetchall())
+        sql, params = rows.events_query(after_seq, job_id, up_to, limit, "?")
+        found = await self._read(lambda c: c.execute(sql, params).fetchall())
         return [rows.event_from_row(r) for r in found]
 
     async def latest_seq(self) -> int:
@@ -279,8 +272,6 @@ def _job_where(where: JobFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def _where_sql(clauses: list[str]) -> str:
-    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
 def _insert(table: str, columns: Sequence[str]) -> str:
