@@ -8,6 +8,7 @@ while shared).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any
@@ -235,3 +236,8 @@ class JobFilter:
             and (not self.owner or job.owner == self.owner)
             and all(job.labels.get(k) == v for k, v in self.labels.items())
         )
+
+
+def now_us() -> int:
+    """Wall-clock time in microseconds since the epoch: the unit every stored time uses."""
+    return time.time_ns() // 1000

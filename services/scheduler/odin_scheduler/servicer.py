@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from odin.scheduler.v1 import scheduler_pb2 as pb
 from odin.scheduler.v1 import scheduler_pb2_grpc
 from odin_scheduler import convert
 from odin_scheduler.identity import current_caller
+from odin_scheduler.model import now_us
 from odin_scheduler.service import Scheduler
 from odin_scheduler.sources import PipelineSources
 from odin_scheduler.watch import Heartbeat
@@ -34,7 +34,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         job = await self.scheduler.create_job(
             resolved, owner=current_caller().name, options=options, labels=dict(request.labels),
             parameters=convert.struct_dict(request.parameters), request_id=request.request_id,
-            validate_only=request.validate_only, now_us=time.time_ns() // 1000,
+            validate_only=request.validate_only, now_us=now_us(),
         )  # fmt: skip
         return pb.CreateJobResponse(job=convert.job(job))
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from odin_scheduler.model import Event, Job, JobFilter
+from odin_scheduler.model import Event, Job, JobFilter, now_us
 from odin_scheduler.store.base import Store
 
 REPLAY_PAGE = 500
@@ -176,7 +176,7 @@ async def watch_events(
         if buffered is not None and not buffered:
             remaining = heartbeat_seconds - (time.monotonic() - quiet_since)
             if remaining <= 0:
-                yield Heartbeat(cursor, time.time_ns() // 1000)
+                yield Heartbeat(cursor, now_us())
                 quiet_since = time.monotonic()
                 continue
             await hub.wait(cursor, remaining)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from odin_scheduler.executor.base import Executor
 from odin_scheduler.identity import ANONYMOUS
 from odin_scheduler.jobs import RequestedOptions
-from odin_scheduler.model import Event
+from odin_scheduler.model import Event, now_us
 from odin_scheduler.store import Store
 
 from odin.engine.job import FinishedJob, JobHandle
@@ -44,7 +43,7 @@ async def start(
     async with open_scheduler(executor, store, run_path, max_parallel_tasks) as scheduler:
         job = await scheduler.create_job(
             resolved, owner=ANONYMOUS, options=requested, labels=dict(labels or {}), parameters=dict(params or {}),
-            request_id="", validate_only=False, now_us=time.time_ns() // 1000,
+            request_id="", validate_only=False, now_us=now_us(),
         )  # fmt: skip
         handle = JobHandle(scheduler, job.id)
         try:

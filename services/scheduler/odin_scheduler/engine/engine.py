@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,7 +28,7 @@ from odin_scheduler.executor.base import (
     TaskRun,
     TemporaryError,
 )
-from odin_scheduler.model import Event, EventType, Job, NewEvent, Task, TaskState, attempt_is_current
+from odin_scheduler.model import Event, EventType, Job, NewEvent, Task, TaskState, attempt_is_current, now_us
 from odin_scheduler.paths import Layout
 from odin_scheduler.store.base import StaleJob, Store
 
@@ -77,7 +76,7 @@ class _Runner:
 
 class Engine:
     def __init__(self, store: Store, executor: Executor, layout: Layout, config: EngineConfig = EngineConfig(),
-                 clock: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:  # fmt: skip
+                 clock: Callable[[], int] = now_us) -> None:  # fmt: skip
         self.store = store
         self.executor = executor
         self.layout = layout

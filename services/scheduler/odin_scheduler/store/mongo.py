@@ -33,7 +33,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task
+from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task, now_us
 from odin_scheduler.store import mongo_docs as docs
 from odin_scheduler.store.base import JobCursor, StaleJob, StoreError
 from odin_scheduler.store.mongo_docs import Doc
@@ -139,7 +139,7 @@ class MongoStore:
                 for keys, options in indexes:
                     await self.db[collection].create_index(keys, **options)
             # Idempotent when two schedulers migrate at once: both write the same version.
-            await self.meta.update_one({"_id": "schema"}, {"$set": {"version": version, "applied_us": _now_us()}},
+            await self.meta.update_one({"_id": "schema"}, {"$set": {"version": version, "applied_us": now_us()}},
                                        upsert=True)  # fmt: skip
 
     # -- jobs and tasks --------------------------------------------------------------------------------
@@ -149,9 +149,9 @@ class MongoStore:
         request_key = f"r:{job.request_id}" if job.request_id else f"c:{rid}"
         record = {
             "_id": rid, "job_id": job.id, "version": job.version, "kind": "create", "request_key": request_key,
-            "applied": False, "created_us": _now_us(), "job": docs.job_doc(job),
+            "applied": False, "created_us": now_us(), "job": docs.job_doc(job),
             "tasks": [docs.task_doc(t, job.version) for t in tasks],
-            "events": docs.pending_events(job.id, rid, events, _now_us()),
+            "events": docs.pending_events(job.id, rid, events, now_us()),
         }  # fmt: skip
         async with self._lock(job.id):
             try:
@@ -205,9 +205,9 @@ class MongoStore:
         rid = docs.commit_id(job.id, version)
         record = {
             "_id": rid, "job_id": job.id, "version": version, "kind": "commit", "request_key": f"c:{rid}",
-            "applied": False, "created_us": _now_us(), "job": {**docs.job_update(job), "version": version},
+            "applied": False, "created_us": now_us(), "job": {**docs.job_update(job), "version": version},
             "tasks": [docs.task_doc(t, version) for t in tasks],
-            "events": docs.pending_events(job.id, rid, events, _now_us()),
+            "events": docs.pending_events(job.id, rid, events, now_us()),
         }  # fmt: skip
         async with self._lock(job.id):
             await self._finish(job.id)
@@ -354,7 +354,7 @@ class MongoStore:
             if not pending:
                 return done
             record = pending[0]
-            age = (_now_us() - record["created_us"]) / 1e6
+            age = (now_us() - record["created_us"]) / 1e6
             if record["_id"] not in self._mine and age < limit:
                 if not wait:
                     return done
@@ -424,5 +424,3 @@ def _job_query(where: JobFilter) -> Doc:
     return query
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000

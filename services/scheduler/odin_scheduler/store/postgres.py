@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task
+from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task, now_us
 from odin_scheduler.store import rows
 from odin_scheduler.store.base import JobCursor, StaleJob
 
@@ -111,7 +110,7 @@ class PostgresStore:
             for version, script in enumerate(MIGRATIONS, start=1):
                 if version not in done:
                     await conn.execute(script.encode())
-                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, _now_us()))
+                    await conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, now_us()))
 
     # -- jobs and tasks ----------------------------------------------------------------------------
 
@@ -212,7 +211,7 @@ class PostgresStore:
     async def _append_events(
         self, conn: psycopg.AsyncConnection[Any], job: Job, events: Sequence[NewEvent], version: int | None = None
     ) -> tuple[Job, list[Event]]:
-        now = _now_us()
+        now = now_us()
         cur = await conn.execute("UPDATE seq_counter SET value = value + %s RETURNING value", (len(events),))
         last = (await cur.fetchone())["value"]  # type: ignore[index]
         written = [
@@ -296,13 +295,8 @@ def _placeholder(column: str) -> str:
 
 
 def _insert(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(_placeholder(c) for c in columns)})"
+    return rows.insert_sql(table, columns, _placeholder)
 
 
 def _update(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-    sets = ", ".join(f"{c} = {_placeholder(c)}" for c in columns if c not in keys)
-    return f"UPDATE {table} SET {sets} WHERE {' AND '.join(f'{k} = %({k})s' for k in keys)}"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+    return rows.update_sql(table, columns, keys, _placeholder)

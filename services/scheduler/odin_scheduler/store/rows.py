@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from odin_scheduler.model import (
@@ -111,6 +111,17 @@ def event_params(event: Event) -> dict[str, Any]:
         "task_state": int(event.task_state) if event.task_state else 0, "attempt": event.attempt,
         "reason": event.reason, "message": event.message,
     }  # fmt: skip
+
+
+def insert_sql(table: str, columns: Sequence[str], mark: Callable[[str], str]) -> str:
+    """INSERT of `columns`; `mark(column)` is the driver's named placeholder (`:c`, `%(c)s`, …)."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark(c) for c in columns)})"
+
+
+def update_sql(table: str, columns: Sequence[str], keys: Sequence[str], mark: Callable[[str], str]) -> str:
+    """UPDATE of the non-key `columns` WHERE every key matches, with `mark` as in insert_sql."""
+    sets = ", ".join(f"{c} = {mark(c)}" for c in columns if c not in keys)
+    return f"UPDATE {table} SET {sets} WHERE {' AND '.join(f'{k} = {mark(k)}' for k in keys)}"
 
 
 def where_sql(clauses: list[str]) -> str:

@@ -11,13 +11,12 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task
+from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task, now_us
 from odin_scheduler.store import rows
 from odin_scheduler.store.base import JobCursor, StaleJob
 
@@ -103,7 +102,7 @@ class SqliteStore:
         for version, script in enumerate(MIGRATIONS, start=1):
             if version in done:
                 continue
-            record = f"INSERT INTO schema_migrations VALUES ({version}, {_now_us()})"
+            record = f"INSERT INTO schema_migrations VALUES ({version}, {now_us()})"
             conn.executescript(f"BEGIN IMMEDIATE; {script}; {record}; COMMIT;")
 
     # -- jobs and tasks ----------------------------------------------------------------------------
@@ -204,7 +203,7 @@ class SqliteStore:
         self, conn: sqlite3.Connection, job: Job, events: Sequence[NewEvent], version: int | None = None
     ) -> tuple[Job, list[Event]]:
         """Allocates seqs from the counter row (inside the caller's transaction) and inserts the events."""
-        now = _now_us()
+        now = now_us()
         last = conn.execute("UPDATE seq_counter SET value = value + ? RETURNING value", (len(events),)).fetchone()[0]
         written = [
             Event(last - len(events) + i + 1, job.id, e.type, now, e.job_state, e.task, e.task_state, e.attempt,
@@ -274,14 +273,13 @@ def _job_where(where: JobFilter) -> tuple[list[str], list[Any]]:
 
 
 
+def _named(column: str) -> str:
+    return f":{column}"
+
+
 def _insert(table: str, columns: Sequence[str]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    return rows.insert_sql(table, columns, _named)
 
 
 def _update(table: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-    sets = ", ".join(f"{c} = :{c}" for c in columns if c not in keys)
-    return f"UPDATE {table} SET {sets} WHERE {' AND '.join(f'{k} = :{k}' for k in keys)}"
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+    return rows.update_sql(table, columns, keys, _named)
