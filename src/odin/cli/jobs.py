@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 from google.protobuf import json_format
-from grpc import aio
 
 from odin.cli.jobs_follow import follow_job, print_events, print_logs
 from odin.cli.output import (
@@ -37,15 +36,13 @@ from odin.client import (
     SchedulerClient,
     ServiceAddresses,
     Unavailable,
-    from_rpc_error,
     is_local_pipeline,
     job_name,
     job_options,
-    load_token,
     pack_pipeline,
     task_name,
 )
-from odin.client.login import fresh_access_token, load_session, session_path
+from odin.client.login import current_token
 from odin.client.names import short_task
 from odin.client.states import job_state_name, parse_job_state, task_state_name
 from odin.pipeline_spec.durations import parse_duration
@@ -156,7 +153,7 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
     async def with_client(args: argparse.Namespace) -> int:
         addresses = ServiceAddresses.from_environment(args.address, args.state_dir)
-        token = await _current_token(addresses.suite_state_dir())
+        token = await current_token(addresses.suite_state_dir())
         async with SchedulerClient.connect(addresses.address("scheduler"), token=token) as client:
             try:
                 return await handler(args, client)
@@ -174,17 +171,6 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
             return 1
 
     return run
-
-
-async def _current_token(suite_state_dir: Path | None) -> str | None:
-    """The `odin login` session's access token (renewed when about to expire), else load_token()'s."""
-    session = session_path(suite_state_dir)
-    if load_session(session) is not None:
-        try:
-            return await fresh_access_token(session)
-        except aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-    return load_token(suite_state_dir)
 
 
 def _unreachable(error: Unavailable, address: str) -> Unavailable:
@@ -227,11 +213,18 @@ async def _watch(args: argparse.Namespace, client: SchedulerClient) -> int:
     return await follow_job(client, await client.get_job(job_name(args.job)), args.json)
 
 
-async def _status(args: argparse.Namespace, client: SchedulerClient) -> int:
+async def _job_and_tasks(args: argparse.Namespace, client: SchedulerClient) -> tuple[pb.Job, list[pb.Task]]:
+    """The job with its tasks; with --json they are printed here and the caller prints nothing more."""
     job = await client.get_job(job_name(args.job))
     tasks = [task async for task in client.list_tasks(job.name)]
     if args.json:
         print_json({"job": message_dict(job), "tasks": [message_dict(t) for t in tasks]})
+    return job, tasks
+
+
+async def _status(args: argparse.Namespace, client: SchedulerClient) -> int:
+    job, tasks = await _job_and_tasks(args, client)
+    if args.json:
         return 0
     print("\n".join(_job_summary(job)))
     print()
@@ -240,10 +233,8 @@ async def _status(args: argparse.Namespace, client: SchedulerClient) -> int:
 
 
 async def _show(args: argparse.Namespace, client: SchedulerClient) -> int:
-    job = await client.get_job(job_name(args.job))
-    tasks = [task async for task in client.list_tasks(job.name)]
+    job, tasks = await _job_and_tasks(args, client)
     if args.json:
-        print_json({"job": message_dict(job), "tasks": [message_dict(t) for t in tasks]})
         return 0
     print("\n".join(_job_summary(job)))
     print(f"Options:   {_options_text(job.options)}")

@@ -8,10 +8,9 @@ import sys
 from collections.abc import AsyncIterator
 
 from odin.cli.output import colour_enabled, message_dict, print_json, short_time
-from odin.cli.watch_view import JobView, LinePrinter, TableScreen
+from odin.cli.watch_view import JobView, LinePrinter, TableScreen, event_text
 from odin.client import SchedulerClient
-from odin.client.names import short_task
-from odin.client.states import job_state_name, task_state_name
+from odin.client.states import job_state_name
 from odin.scheduler.v1 import scheduler_pb2 as pb
 
 REDRAW_SECONDS = 0.25
@@ -87,13 +86,7 @@ async def print_events(client: SchedulerClient, job: str, after_seq: int, follow
 
 def event_line(event: pb.JobEvent) -> str:
     """`12  10:04:01  task train RUNNING attempt 1  (Reason: message)`."""
-    if event.task:
-        attempt = f" attempt {event.attempt}" if event.attempt else ""
-        what = f"task {short_task(event.task)} {task_state_name(event.task_state)}{attempt}"
-    else:
-        what = f"job {job_state_name(event.job_state)}"
-    why = f"  ({event.reason}{': ' + event.message if event.message else ''})" if event.reason else ""
-    return f"{event.seq:>6}  {short_time(event.time)}  {what}{why}"
+    return f"{event.seq:>6}  {short_time(event.time)}  {event_text(event, gap='  ')}"
 
 
 async def print_logs(

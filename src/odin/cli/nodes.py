@@ -14,13 +14,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from grpc import aio
-
-from odin.cli.output import message_dict, print_error, print_json, short_time, table
+from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
 from odin.client.addresses import ServiceAddresses
 from odin.client.channel import call_metadata, open_channel
 from odin.client.credentials import load_token
-from odin.client.errors import OdinError, from_rpc_error
+from odin.client.paging import collect_pages
 from odin.midgard.v1 import midgard_pb2 as pb
 from odin.midgard.v1 import midgard_pb2_grpc
 
@@ -33,7 +31,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Adds `odin nodes` and `odin gpus`."""
     nodes = commands.add_parser("nodes", help="list the cluster's nodes", description="List nodes (Midgard).")
     _common(nodes)
-    nodes.set_defaults(func=lambda args: _run(_nodes(args), args))
+    nodes.set_defaults(func=lambda args: run_reporting_errors(_nodes(args), args.json))
     gpus = commands.add_parser("gpus", help="list GPUs and which job holds them",
                                description="List GPUs across nodes (Midgard), like the original odin-gpus.")
     _common(gpus)
@@ -41,7 +39,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gpus.add_argument("--model", default="", help="only GPUs whose product name contains this")
     gpus.add_argument("--node", default="", help="only GPUs of this node (NAME or nodes/NAME)")
     gpus.add_argument("--watch", action="store_true", help="redraw whenever a node changes (Ctrl-C stops)")
-    gpus.set_defaults(func=lambda args: _run(_gpus(args), args))
+    gpus.set_defaults(func=lambda args: run_reporting_errors(_gpus(args), args.json))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -60,41 +58,21 @@ class _Midgard:
         self.stub = midgard_pb2_grpc.MidgardServiceStub(self.channel)
 
     async def list_nodes(self) -> list[pb.Node]:
-        found: list[pb.Node] = []
         request = pb.ListNodesRequest(page_size=1000)
-        while True:
-            reply = await self.stub.ListNodes(request, timeout=TIMEOUT, metadata=self.metadata)
-            found.extend(reply.nodes)
-            if not reply.next_page_token:
-                return found
-            request.page_token = reply.next_page_token
+        return await collect_pages(lambda token: self._page(self.stub.ListNodes, request, token), "nodes")
 
     async def list_gpus(self, request: pb.ListGpusRequest) -> list[pb.Gpu]:
-        found: list[pb.Gpu] = []
         request.page_size = 1000
-        while True:
-            reply = await self.stub.ListGpus(request, timeout=TIMEOUT, metadata=self.metadata)
-            found.extend(reply.gpus)
-            if not reply.next_page_token:
-                return found
-            request.page_token = reply.next_page_token
+        return await collect_pages(lambda token: self._page(self.stub.ListGpus, request, token), "gpus")
+
+    async def _page(self, method: Any, request: Any, token: str) -> Any:
+        request.page_token = token
+        return await method(request, timeout=TIMEOUT, metadata=self.metadata)
 
     def watch(self) -> AsyncIterator[pb.WatchNodesResponse]:
         stream: AsyncIterator[pb.WatchNodesResponse] = self.stub.WatchNodes(pb.WatchNodesRequest(),
                                                                              metadata=self.metadata)
         return stream
-
-
-def _run(work: Any, args: argparse.Namespace) -> int:
-    try:
-        result: int = asyncio.run(work)
-    except aio.AioRpcError as exc:
-        print_error(from_rpc_error(exc), args.json)
-        return 1
-    except OdinError as exc:
-        print_error(exc, args.json)
-        return 1
-    return result
 
 
 # -- odin nodes -------------------------------------------------------------------------------

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
+from grpc import aio
 
-from odin.client.errors import OdinError
+from odin.client.errors import OdinError, from_rpc_error
 
 _COLORS = {
     "SUCCEEDED": "32", "RUNNING": "33", "QUEUED": "36", "PENDING": "2",
@@ -105,6 +107,17 @@ def print_error(error: OdinError, as_json: bool) -> None:
     if error.code == "UNAUTHENTICATED":
         lines.append("  (log in with `odin login`, or set ODIN_TOKEN)")
     sys.stderr.write("\n".join(lines) + "\n")
+
+
+def run_reporting_errors(work: Coroutine[Any, Any, int], as_json: bool) -> int:
+    """Runs a command's coroutine; a failed call becomes a message and exit code 1, never a traceback."""
+    try:
+        return asyncio.run(work)
+    except aio.AioRpcError as exc:
+        print_error(from_rpc_error(exc), as_json)
+    except OdinError as exc:
+        print_error(exc, as_json)
+    return 1
 
 
 def _plain(text: str) -> str:

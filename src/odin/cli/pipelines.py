@@ -18,7 +18,6 @@ pipeline, 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,10 +26,11 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
-from odin.cli.output import message_dict, print_error, print_json, short_time, table
+from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
 from odin.cli.overrides import accept_overrides
-from odin.client import InvalidArgument, NotFound, OdinError, ServiceAddresses, from_rpc_error, load_token
+from odin.client import InvalidArgument, NotFound, ServiceAddresses, from_rpc_error, load_token
 from odin.client.channel import call_metadata, open_channel
+from odin.client.paging import collect_pages
 from odin.pipeline_spec.directory import companion_files
 from odin.pipelines.v1 import pipelines_pb2 as pb
 from odin.pipelines.v1 import pipelines_pb2_grpc
@@ -149,30 +149,15 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
         async with channel:
             return await handler(args, Api(channel, token, address))
 
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return asyncio.run(with_api(args))
-        except OdinError as error:
-            print_error(error, args.json)
-            return 1
-
-    return run
+    return lambda args: run_reporting_errors(with_api(args), args.json)
 
 
 # -- reading ------------------------------------------------------------------------------------------
 
 
 async def _list(args: argparse.Namespace, api: Api) -> int:
-    pipelines: list[pb.Pipeline] = []
-    token = ""
-    while True:
-        page = await api("ListPipelines", pb.ListPipelinesRequest(
-            prefix=args.prefix, revision=args.revision, page_size=500, page_token=token))
-        pipelines += page.pipelines
-        token = page.next_page_token
-        if not token or (args.limit and len(pipelines) >= args.limit):
-            break
-    pipelines = pipelines[: args.limit] if args.limit else pipelines
+    pipelines: list[pb.Pipeline] = await collect_pages(lambda token: api("ListPipelines", pb.ListPipelinesRequest(
+        prefix=args.prefix, revision=args.revision, page_size=500, page_token=token)), "pipelines", args.limit)
     if args.json:
         print_json(pb.ListPipelinesResponse(pipelines=pipelines))
         return 0
@@ -204,16 +189,9 @@ async def _show(args: argparse.Namespace, api: Api) -> int:
 
 
 async def _history(args: argparse.Namespace, api: Api) -> int:
-    revisions: list[pb.Revision] = []
-    token = ""
-    while True:
-        page = await api("ListPipelineRevisions", pb.ListPipelineRevisionsRequest(
-            name=_resource(args.name), page_size=500, page_token=token))
-        revisions += page.revisions
-        token = page.next_page_token
-        if not token or (args.limit and len(revisions) >= args.limit):
-            break
-    revisions = revisions[: args.limit] if args.limit else revisions
+    revisions: list[pb.Revision] = await collect_pages(lambda token: api(
+        "ListPipelineRevisions", pb.ListPipelineRevisionsRequest(name=_resource(args.name), page_size=500,
+                                                                 page_token=token)), "revisions", args.limit)
     if args.json:
         print_json(pb.ListPipelineRevisionsResponse(revisions=revisions))
         return 0

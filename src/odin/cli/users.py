@@ -21,9 +21,10 @@ from grpc import aio
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.cli.output import message_dict, print_error, print_json, short_time, table
-from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error, load_token
+from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import fresh_access_token, load_session, save_session, session_path
+from odin.client.login import current_token, load_session, save_session, session_path
+from odin.client.paging import collect_pages
 from odin.pipeline_spec.durations import parse_duration
 
 ROLES = {"viewer": pb.User.ROLE_VIEWER, "user": pb.User.ROLE_USER, "admin": pb.User.ROLE_ADMIN}
@@ -42,8 +43,7 @@ class AuthCli:
         self.stub = pb_grpc.AuthServiceStub(self.channel)
 
     async def metadata(self) -> tuple[tuple[str, str], ...]:
-        token = await fresh_access_token(self.session) if load_session(self.session) else None
-        return call_metadata(token or load_token(self.suite_state_dir))
+        return call_metadata(await current_token(self.suite_state_dir))
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -170,14 +170,12 @@ async def _users_create(args: argparse.Namespace, cli: AuthCli) -> int:
 
 
 async def _users_list(args: argparse.Namespace, cli: AuthCli) -> int:
-    users, token = [], ""
-    while True:
-        page = await cli.stub.ListUsers(pb.ListUsersRequest(page_size=500, page_token=token),
-                                        metadata=await cli.metadata(), timeout=10)
-        users += list(page.users)
-        token = page.next_page_token
-        if not token:
-            break
+    async def page(token: str) -> pb.ListUsersResponse:
+        request = pb.ListUsersRequest(page_size=500, page_token=token)
+        reply: pb.ListUsersResponse = await cli.stub.ListUsers(request, metadata=await cli.metadata(), timeout=10)
+        return reply
+
+    users: list[pb.User] = await collect_pages(page, "users")
     if args.json:
         print_json({"users": [message_dict(u) for u in users]})
         return 0

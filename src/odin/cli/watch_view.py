@@ -134,11 +134,16 @@ class LinePrinter:
     def event(self, event: pb.JobEvent) -> None:
         moment = to_datetime(event.time)
         clock = moment.astimezone().strftime("%H:%M:%S.%f")[:-3] if moment else "-"
-        if event.task:
-            attempt = f" attempt {event.attempt}" if event.attempt else ""
-            what = f"task {short_task(event.task)} {task_state_name(event.task_state)}{attempt}"
-        else:
-            what = f"job {job_state_name(event.job_state)}"
-        why = f" ({event.reason}{': ' + event.message if event.message else ''})" if event.reason else ""
-        self.stream.write(f"{clock}  {what}{why}\n")
+        self.stream.write(f"{clock}  {event_text(event)}\n")
         self.stream.flush()
+
+
+def event_text(event: pb.JobEvent, gap: str = " ") -> str:
+    """`task train RUNNING attempt 1 (Reason: message)`: what changed and why; `gap` goes before the reason."""
+    if event.task:
+        attempt = f" attempt {event.attempt}" if event.attempt else ""
+        what = f"task {short_task(event.task)} {task_state_name(event.task_state)}{attempt}"
+    else:
+        what = f"job {job_state_name(event.job_state)}"
+    why = f"{gap}({event.reason}{': ' + event.message if event.message else ''})" if event.reason else ""
+    return what + why

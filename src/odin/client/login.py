@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grpc import aio
+
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.client.channel import open_channel
-from odin.client.credentials import token_paths
+from odin.client.credentials import load_token, token_paths
+from odin.client.errors import from_rpc_error
 
 # Renew this long before the access token expires.
 REFRESH_MARGIN_SECONDS = 60
@@ -64,3 +67,12 @@ async def fresh_access_token(path: Path) -> str | None:
             pb.RefreshTokenRequest(refresh_token=str(session["refresh_token"])), timeout=10)
     save_session(path, str(session["auth_address"]), str(session.get("username", "")), reply.tokens)
     return str(reply.tokens.access_token)
+
+
+async def current_token(suite_state_dir: Path | None = None) -> str | None:
+    """What a command sends: the session's access token (renewed when about to expire), else load_token()'s."""
+    try:
+        token = await fresh_access_token(session_path(suite_state_dir))
+    except aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+    return token or load_token(suite_state_dir)
