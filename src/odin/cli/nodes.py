@@ -17,7 +17,7 @@ from typing import Any
 from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
 from odin.client.addresses import ServiceAddresses
 from odin.client.channel import call_metadata, open_channel
-from odin.client.credentials import load_token
+from odin.client.login import current_token
 from odin.client.paging import collect_pages
 from odin.midgard.v1 import midgard_pb2 as pb
 from odin.midgard.v1 import midgard_pb2_grpc
@@ -51,11 +51,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
 class _Midgard:
     """The stub plus the bearer token every call carries."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, token: str | None) -> None:
         addresses = ServiceAddresses.from_environment(args.address)
-        self.metadata = call_metadata(load_token(addresses.suite_state_dir()))
+        self.metadata = call_metadata(token)
         self.channel = open_channel(addresses.address("midgard"))
         self.stub = midgard_pb2_grpc.MidgardServiceStub(self.channel)
+
+    @classmethod
+    async def open(cls, args: argparse.Namespace) -> _Midgard:
+        """A client with the login session's token, renewed first when it is about to expire."""
+        addresses = ServiceAddresses.from_environment(args.address)
+        return cls(args, await current_token(addresses.suite_state_dir()))
 
     async def list_nodes(self) -> list[pb.Node]:
         request = pb.ListNodesRequest(page_size=1000)
@@ -78,7 +84,7 @@ class _Midgard:
 # -- odin nodes -------------------------------------------------------------------------------
 
 async def _nodes(args: argparse.Namespace) -> int:
-    client = _Midgard(args)
+    client = await _Midgard.open(args)
     try:
         nodes = await client.list_nodes()
     finally:
@@ -123,7 +129,7 @@ def _driver(driver: pb.GpuDriver) -> str:
 # -- odin gpus --------------------------------------------------------------------------------
 
 async def _gpus(args: argparse.Namespace) -> int:
-    client = _Midgard(args)
+    client = await _Midgard.open(args)
     node = args.node if not args.node or args.node.startswith("nodes/") else f"nodes/{args.node}"
     request = pb.ListGpusRequest(node=node, model=args.model, free_only=args.free)
     try:

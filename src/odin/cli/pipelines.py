@@ -28,8 +28,9 @@ from google.protobuf import struct_pb2
 
 from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
 from odin.cli.overrides import accept_overrides
-from odin.client import InvalidArgument, NotFound, ServiceAddresses, from_rpc_error, load_token
+from odin.client import InvalidArgument, NotFound, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
+from odin.client.login import current_token
 from odin.client.paging import collect_pages
 from odin.pipeline_spec.directory import companion_files
 from odin.pipelines.v1 import pipelines_pb2 as pb
@@ -54,11 +55,12 @@ class Api:
             raise from_rpc_error(error) from None
 
 
-def connect(address: str | None, state_dir: Path | None) -> tuple[grpc.aio.Channel, str | None, str]:
-    """Where the pipelines service is and which token to send (`--address`/`ODIN_ADDRESS`/the local suite)."""
+async def connect(address: str | None, state_dir: Path | None) -> tuple[grpc.aio.Channel, str | None, str]:
+    """Where the pipelines service is and which token to send (`--address`/`ODIN_ADDRESS`/the local suite);
+    a login session's token is renewed first when it is about to expire."""
     addresses = ServiceAddresses.from_environment(address, state_dir=state_dir)
     target = addresses.address("pipelines")
-    return open_channel(target), load_token(addresses.suite_state_dir()), target
+    return open_channel(target), await current_token(addresses.suite_state_dir()), target
 
 
 Handler = Callable[[argparse.Namespace, Api], Awaitable[int]]
@@ -145,7 +147,7 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Runs `handler` with a connection; errors become a message and exit code 1, never a traceback."""
 
     async def with_api(args: argparse.Namespace) -> int:
-        channel, token, address = connect(args.address, args.state_dir)
+        channel, token, address = await connect(args.address, args.state_dir)
         async with channel:
             return await handler(args, Api(channel, token, address))
 
