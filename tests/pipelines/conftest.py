@@ -8,25 +8,9 @@ from pathlib import Path
 import pygit2
 import pytest
 from odin_pipelines.config import Limits
-from odin_pipelines.identity import Author
 from odin_pipelines.repository import PipelineRepository
+from pipeline_samples import SAMPLES
 from support.processes import ServiceProcess, start_service
-
-SAMPLES = Path(__file__).resolve().parent.parent / "data" / "odin-samples"
-ALICE = Author("alice", "alice@odin")
-BOB = Author("bob", "bob@odin")
-
-
-def main_yml(task: str = "train", image: str = "busybox", name: str | None = None) -> str:
-    header = f"name: {name}\n" if name else ""
-    return f"{header}tasks:\n- name: {task}\n  image: {image}\n  command: [echo, hello]\n"
-
-
-def files(**extra: str) -> dict[str, bytes]:
-    """A valid pipeline as the repository takes it: {path: bytes}."""
-    out = {"main.yml": main_yml().encode()}
-    out.update({path.replace("__", "/"): text.encode() for path, text in extra.items()})
-    return out
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import main_yml
+from pipeline_samples import main_yml
 from support import auth
 from support.processes import ServiceProcess
 

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from conftest import main_yml
 from google.protobuf import struct_pb2
+from pipeline_samples import main_yml
 from rpc import failure, pipeline, pipeline_files, stub
 from support import auth
 from support.processes import ServiceProcess

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import ALICE, BOB, SAMPLES, files, main_yml
 from odin_pipelines.config import Limits
 from odin_pipelines.repository import PipelineRepository
 from odin_pipelines.seed import read_seed
+from pipeline_samples import ALICE, BOB, SAMPLES, files, main_yml
 
 from odin.runtime.errors import Aborted, AlreadyExists, InvalidArgument, NotFound
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import SAMPLES, main_yml
+from pipeline_samples import SAMPLES, main_yml
 from rpc import pipeline, stub
 from support.processes import ServiceProcess
 from support.waiting import assert_eventually

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import ALICE, files, main_yml
 from odin_pipelines.config import Limits
 from odin_pipelines.repository import PipelineRepository
 from odin_pipelines.sync import SyncState, Upstream, redact_url
+from pipeline_samples import ALICE, files, main_yml
 
 
 def commit_upstream(path: Path, pipeline_id: str, text: str, message: str) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.runtime import paging
 from odin.runtime.auth import current_identity
 from odin.runtime.errors import InvalidArgument
+from odin.runtime.timestamps import from_seconds
 from odin.runtime.tokens import Identity, Role, public_jwk
 from odin_auth.core import AuthCore, TokenPair, validate_profile, validate_username
 from odin_auth.passwords import validate_new_password
@@ -59,7 +58,7 @@ class AuthServicer(pb_grpc.AuthServiceServicer):
     async def ExchangeApiToken(self, request: pb.ExchangeApiTokenRequest, context: Any) -> pb.ExchangeApiTokenResponse:
         _require(("api_token", request.api_token))
         token, expires = await self.core.exchange_api_token(request.api_token)
-        return pb.ExchangeApiTokenResponse(access_token=token, access_token_expire_time=_ts(expires),
+        return pb.ExchangeApiTokenResponse(access_token=token, access_token_expire_time=from_seconds(expires),
                                            token_type="Bearer")
 
     async def GetJwks(self, request: pb.GetJwksRequest, context: Any) -> pb.GetJwksResponse:
@@ -225,30 +224,25 @@ def _client(context: Any) -> str:
 # ---- packing ----------------------------------------------------------------------------
 
 
-def _ts(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
 def _pair(tokens: TokenPair) -> pb.TokenPair:
-    return pb.TokenPair(access_token=tokens.access_token, access_token_expire_time=_ts(tokens.access_expire_time),
+    return pb.TokenPair(access_token=tokens.access_token,
+                        access_token_expire_time=from_seconds(tokens.access_expire_time),
                         refresh_token=tokens.refresh_token,
-                        refresh_token_expire_time=_ts(tokens.refresh_expire_time), token_type="Bearer")
+                        refresh_token_expire_time=from_seconds(tokens.refresh_expire_time), token_type="Bearer")
 
 
 def _user(row: UserRow) -> pb.User:
     return pb.User(name=f"users/{row.username}", username=row.username, display_name=row.display_name,
                    email=row.email, role=pb.User.Role.ValueType(row.role), disabled=row.disabled,
-                   create_time=_ts(row.create_time),
-                   update_time=_ts(row.update_time), etag=str(row.revision))
+                   create_time=from_seconds(row.create_time),
+                   update_time=from_seconds(row.update_time), etag=str(row.revision))
 
 
 def _api_token(row: ApiTokenRow) -> pb.ApiToken:
     message = pb.ApiToken(name=f"users/{row.username}/apiTokens/{row.id}", display_name=row.display_name,
-                          create_time=_ts(row.create_time))
+                          create_time=from_seconds(row.create_time))
     for field, value in (("expire_time", row.expire_time), ("last_use_time", row.last_use_time),
                          ("revoke_time", row.revoke_time)):
         if value is not None:
-            getattr(message, field).CopyFrom(_ts(value))
+            getattr(message, field).CopyFrom(from_seconds(value))
     return message

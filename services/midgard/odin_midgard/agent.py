@@ -12,9 +12,8 @@ import contextlib
 import logging
 from pathlib import Path
 
-from google.protobuf import timestamp_pb2
-
 from odin.midgard.v1 import midgard_pb2
+from odin.runtime import timestamps
 from odin_midgard.gpus import driver_info, read_gpus
 from odin_midgard.nvml_backend import Nvml, close_nvml
 from odin_midgard.pods import PodDirectory, attach_pods
@@ -37,9 +36,7 @@ class Agent:
 
     def sample(self) -> midgard_pb2.Node:
         """A fresh snapshot (blocking: call from a worker thread)."""
-        collect_time = timestamp_pb2.Timestamp()
-        collect_time.GetCurrentTime()
-        node = midgard_pb2.Node(name=self.node_name, collect_time=collect_time, system=read_system(self._cpu_model))
+        node = midgard_pb2.Node(name=self.node_name, collect_time=timestamps.now(), system=read_system(self._cpu_model))
         node.gpu_driver.CopyFrom(self._read_gpus(node))
         self.latest = node
         return node

@@ -10,9 +10,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from google.protobuf import timestamp_pb2
-
 from odin.midgard.v1 import midgard_pb2
+from odin.runtime import timestamps
 from odin_midgard.cache import Entry, NodeCache
 
 Change = midgard_pb2.NodeChange
@@ -69,9 +68,7 @@ async def watch_nodes(cache: NodeCache, stopping: asyncio.Event,
 
 
 def _heartbeat() -> midgard_pb2.WatchNodesResponse:
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
-    return midgard_pb2.WatchNodesResponse(heartbeat=midgard_pb2.Heartbeat(time=now))
+    return midgard_pb2.WatchNodesResponse(heartbeat=midgard_pb2.Heartbeat(time=timestamps.now()))
 
 
 async def _wait_any(events: tuple[asyncio.Event, ...], timeout: float) -> None:

@@ -45,10 +45,11 @@ async def setup(config: PipelinesConfig, runtime: ServiceRuntime) -> None:
         raise ConfigError("missing required configuration ODIN_PIPELINES_REPO_PATH (or `repo_path` in the file)")
     # The seed is read before the repository exists, so a bad seed fails start-up without leaving an empty one.
     fresh = not (config.repo_path / "HEAD").exists()
-    seed = await asyncio.to_thread(read_seed, Path(config.seed_path), config.limits()) \
+    limits = config.limits()
+    seed = await asyncio.to_thread(read_seed, Path(config.seed_path), limits) \
         if fresh and config.seed_path else None
     repo, created = await asyncio.to_thread(PipelineRepository.open_or_create, config.repo_path, config.branch,
-                                            config.limits())
+                                            limits)
     upstream = Upstream(repo, config.remote) if config.remote else None
     if upstream is not None:
         await asyncio.to_thread(upstream.sync)  # adopt the upstream's history before seeding
@@ -56,7 +57,7 @@ async def setup(config: PipelinesConfig, runtime: ServiceRuntime) -> None:
         await _seed(repo, seed, Path(config.seed_path).name)
         if upstream is not None:
             await asyncio.to_thread(upstream.sync)
-    renderer = RenderPool(config.limits())
+    renderer = RenderPool(limits)
     await asyncio.to_thread(renderer.warm_up)
     servicer = PipelinesServicer(config, repo, upstream, renderer)
     name = pipelines_pb2.DESCRIPTOR.services_by_name["PipelinesService"].full_name

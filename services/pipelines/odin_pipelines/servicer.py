@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from grpc import aio
 
@@ -17,13 +17,15 @@ from odin_pipelines import files as pipeline_files
 from odin_pipelines.config import PipelinesConfig
 from odin_pipelines.identity import current_author
 from odin_pipelines.render_pool import RenderPool
-from odin_pipelines.repository import CommitInfo, PipelineRepository
+from odin_pipelines.repository import CommitInfo, PipelineRepository, PipelineView
 from odin_pipelines.sync import SyncState, SyncStatus, Upstream
 from odin_pipelines.templates import RenderError
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_MESSAGE_CHARS = 64 * 1024
+
+T = TypeVar("T")
 
 
 class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
@@ -47,8 +49,7 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
         return pb.ListPipelinesResponse(pipelines=[convert.pipeline(v) for v in views], next_page_token=token)
 
     async def GetPipeline(self, request: pb.GetPipelineRequest, context: aio.ServicerContext) -> Any:
-        pipeline_id = names.parse_name(request.name)
-        view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+        _, view = await self._read(request.name, request.revision)
         return pb.GetPipelineResponse(pipeline=convert.pipeline(view))
 
     async def ListPipelineRevisions(self, request: pb.ListPipelineRevisionsRequest,
@@ -72,9 +73,7 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
         pipeline_files.raise_if(problems)
         self._check_written(pipeline_id, written, "pipeline.files", given)
         message = _message(request.message, f"Create pipeline {pipeline_id}")
-        await self._pull_before_write()
-        view = await asyncio.to_thread(self.repo.create, pipeline_id, written, message, current_author())
-        await self._push_after_write()
+        view = await self._write(self.repo.create, pipeline_id, written, message, current_author())
         return pb.CreatePipelineResponse(pipeline=convert.pipeline(view))
 
     async def UpdatePipeline(self, request: pb.UpdatePipelineRequest, context: aio.ServicerContext) -> Any:
@@ -88,19 +87,15 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
         pipeline_files.raise_if(problems)
         self._check_written(pipeline_id, written, "upsert_files", given)
         message = _message(request.message, f"Update pipeline {pipeline_id}")
-        await self._pull_before_write()
-        view = await asyncio.to_thread(self.repo.update, pipeline_id, expected, written, deletes, message,
-                                       current_author())
-        await self._push_after_write()
+        view = await self._write(self.repo.update, pipeline_id, expected, written, deletes, message,
+                                 current_author())
         return pb.UpdatePipelineResponse(pipeline=convert.pipeline(view))
 
     async def DeletePipeline(self, request: pb.DeletePipelineRequest, context: aio.ServicerContext) -> Any:
         pipeline_id = names.parse_name(request.name)
         expected = _required(request.expected_revision, "expected_revision")
         message = _message(request.message, f"Delete pipeline {pipeline_id}")
-        await self._pull_before_write()
-        commit = await asyncio.to_thread(self.repo.delete, pipeline_id, expected, message, current_author())
-        await self._push_after_write()
+        commit = await self._write(self.repo.delete, pipeline_id, expected, message, current_author())
         return pb.DeletePipelineResponse(revision=convert.revision(commit))
 
     # ---- validation and rendering ----------------------------------------------------------
@@ -113,8 +108,7 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
                                            task_order=list(verdict.task_order))
 
     async def RenderPipeline(self, request: pb.RenderPipelineRequest, context: aio.ServicerContext) -> Any:
-        pipeline_id = names.parse_name(request.name)
-        view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+        pipeline_id, view = await self._read(request.name, request.revision)
         parameters = validation.template_parameters(pipeline_id, convert.parameters(request.parameters))
         rendered = await asyncio.to_thread(self._render, view.files or {}, parameters)
         verdict = await asyncio.to_thread(validation.validate, pipeline_id, rendered, {}, self.renderer.render)
@@ -122,6 +116,11 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
             raise InvalidArgument(f"the rendered pipeline is invalid: {verdict.violations[0]}",
                                   [(v.field, v.description) for v in verdict.violations], reason="PIPELINE_INVALID")
         return pb.RenderPipelineResponse(files=convert.files(rendered), revision=convert.revision(view.revision))
+
+    async def _read(self, name: str, revision: str) -> tuple[str, PipelineView]:
+        """The pipeline `name` at `revision` (empty: the branch head), with its id."""
+        pipeline_id = names.parse_name(name)
+        return pipeline_id, await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(revision))
 
     def _render(self, texts: Mapping[str, str], parameters: Mapping[str, Any]) -> dict[str, str]:
         if not any(path.endswith(pipeline_files.TEMPLATE_SUFFIX) for path in texts):
@@ -135,8 +134,7 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
     async def _validation_source(self, request: pb.ValidatePipelineRequest) -> tuple[str, dict[str, str]]:
         source = request.WhichOneof("source")
         if source == "name":
-            pipeline_id = names.parse_name(request.name)
-            view = await asyncio.to_thread(self.repo.get, pipeline_id, names.check_revision(request.revision))
+            pipeline_id, view = await self._read(request.name, request.revision)
             return pipeline_id, view.files or {}
         if source == "pipeline":
             name = request.pipeline.name
@@ -163,13 +161,15 @@ class PipelinesServicer(pipelines_pb2_grpc.PipelinesServiceServicer):
         head = self.repo.head()
         return convert.repository(self.repo.branch, CommitInfo.of(head) if head else None, status)
 
-    async def _pull_before_write(self) -> None:
+    async def _write(self, change: Callable[..., T], *args: Any) -> T:
+        """Runs one repository change in a thread, pulling from the upstream first (when configured)
+        and pushing to it after."""
         if self.upstream is not None and self.config.pull_before_write:
             await asyncio.to_thread(self.upstream.sync)
-
-    async def _push_after_write(self) -> None:
+        result = await asyncio.to_thread(change, *args)
         if self.upstream is not None:
             await asyncio.to_thread(self.upstream.sync)
+        return result
 
     def _check_written(self, pipeline_id: str, written: Mapping[str, bytes], field: str,
                        given: Sequence[tuple[str, str]]) -> None:
