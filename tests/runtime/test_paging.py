@@ -25,3 +25,4 @@ def test_tokens_round_trip_and_are_bound_to_filters() -> None:
         decode_token(token, filters={"state": "FAILED"})
     with pytest.raises(InvalidArgument, match="page_token"):
         decode_token("garbage!!", filters=None)
+

@@ -8,12 +8,12 @@ multiplies NVML traffic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
 from odin.midgard.v1 import midgard_pb2
 from odin.runtime import timestamps
+from odin.runtime.lifecycle import sleep_or_stop
 from odin_midgard.gpus import driver_info, read_gpus
 from odin_midgard.nvml_backend import Nvml, close_nvml
 from odin_midgard.pods import PodDirectory, attach_pods
@@ -78,5 +78,4 @@ class Agent:
                 await asyncio.to_thread(self.sample)
             except Exception:  # a sampler that dies would freeze the node's view silently
                 log.exception("sampling failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=interval)
+            await sleep_or_stop(stopping, interval)

@@ -10,13 +10,13 @@ delays a collection; without a scheduler the processes simply stay unattributed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import grpc
 
 from odin.midgard.v1 import midgard_pb2
+from odin.runtime.lifecycle import sleep_or_stop
 from odin.scheduler.v1 import scheduler_pb2
 
 log = logging.getLogger("odin.midgard")
@@ -81,5 +81,4 @@ async def refresh_forever(index: TaskIndex, stub: Any, interval: float, timeout:
                 log.log(level, "cannot read running tasks from the scheduler; GPU processes stay unattributed",
                         extra={"code": exc.code().name})
             failing = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=interval)
+        await sleep_or_stop(stopping, interval)

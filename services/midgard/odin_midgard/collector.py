@@ -10,7 +10,6 @@ after gRPC's reconnect backoff (up to two minutes).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ import grpc
 from grpc import aio
 
 from odin.midgard.v1 import midgard_pb2, midgard_pb2_grpc
+from odin.runtime.lifecycle import sleep_or_stop
 from odin_midgard.attribution import TaskIndex
 from odin_midgard.cache import NodeCache
 from odin_midgard.discovery import AgentTarget, Discovery
@@ -48,8 +48,7 @@ class Collector:
         try:
             while not stopping.is_set():
                 await self.reconcile()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=self._interval)
+                await sleep_or_stop(stopping, self._interval)
         finally:
             await self.stop()
 

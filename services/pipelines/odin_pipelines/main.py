@@ -12,6 +12,7 @@ import pygit2
 
 from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
 from odin.runtime.config import ConfigError
+from odin.runtime.lifecycle import sleep_or_stop
 from odin.runtime.server import ServiceRuntime, serve_main
 from odin.runtime.tokens import Role
 from odin_pipelines.config import PipelinesConfig
@@ -86,8 +87,7 @@ def _repository_opens(repo: PipelineRepository) -> bool:
 async def _sync_periodically(upstream: Upstream, interval: float, stopping: asyncio.Event) -> None:
     """Pulls every `interval` seconds until the service stops; failures are in the sync state."""
     while not stopping.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=interval)
+        await sleep_or_stop(stopping, interval)
         if not stopping.is_set():
             await asyncio.to_thread(upstream.sync)
 

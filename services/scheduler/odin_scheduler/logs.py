@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+
+from odin.runtime.lifecycle import sleep_or_stop
 
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.1
@@ -40,8 +41,7 @@ async def follow_log(
             return
         done = await ended()  # read once more after the end: the last output may have just landed
         if not done:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), POLL_SECONDS)
+            await sleep_or_stop(stopping, POLL_SECONDS)
 
 
 def _read(path: Path, position: int) -> bytes:
