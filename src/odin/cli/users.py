@@ -26,6 +26,7 @@ from odin.client.channel import call_metadata, open_channel
 from odin.client.login import current_token, load_session, save_session, session_path
 from odin.client.paging import collect_pages
 from odin.pipeline_spec.durations import parse_duration
+from odin.runtime.timestamps import from_seconds
 
 ROLES = {"viewer": pb.User.ROLE_VIEWER, "user": pb.User.ROLE_USER, "admin": pb.User.ROLE_ADMIN}
 Action = Callable[[argparse.Namespace, "AuthCli"], Awaitable[int]]
@@ -258,9 +259,7 @@ def _maybe(message: Any, field: str) -> str:
 
 
 def _in(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int((time.time() + seconds) * 1e9))
-    return stamp
+    return from_seconds(time.time() + seconds)
 
 
 
