@@ -17,6 +17,8 @@ from odin.devsuite import Suite
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT = 900  # a cold Maven or Go build on two shared cores
+# A test that builds a client: the ini-wide 120 s would cut a cold build (~2 min for the Go client alone) short.
+builds_a_client = pytest.mark.timeout(BUILD_TIMEOUT + 300)
 
 
 @dataclass

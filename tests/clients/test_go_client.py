@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from client_harness import REPO, LiveSuite, check_smoke_steps, generate, require_tool, run_build, run_smoke
+from client_harness import (
+    REPO,
+    LiveSuite,
+    builds_a_client,
+    check_smoke_steps,
+    generate,
+    require_tool,
+    run_build,
+    run_smoke,
+)
 
 
+@builds_a_client
 def test_go_client_talks_to_the_suite_through_the_gateway(live_suite: LiveSuite, tmp_path: Path) -> None:
     go = require_tool("go")
     generate("go")

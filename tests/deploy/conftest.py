@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 from deploy_helpers import Kubectl, kubectl_path, objects
-from support.kube import ClusterError, KubeCluster
-from support.kube import kube_cluster as start_kube_cluster
+from support.kube import KubeCluster, cluster_fixture
 
 
 @pytest.fixture(scope="session")
@@ -20,15 +19,7 @@ def rendered() -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def deploy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """A fresh test cluster (control plane + kwok nodes); a missing binary or failed start FAILS the tests."""
-    context = start_kube_cluster(tmp_path_factory.mktemp("k8s-deploy"))
-    try:
-        cluster = context.__enter__()
-    except ClusterError as err:
-        pytest.fail(f"Kubernetes test cluster: {err}", pytrace=False)
-    try:
-        yield cluster
-    finally:
-        context.__exit__(None, None, None)
+    yield from cluster_fixture(tmp_path_factory.mktemp("k8s-deploy"))
 
 
 @pytest.fixture(scope="session")

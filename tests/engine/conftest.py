@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from engine_runners import KILL_GRACE_SECONDS, EmbeddedRunner, Runner, ServiceRunner
 from support.processes import ServiceProcess
+from support.scheduler import scheduler_env
 
 
 @pytest.fixture(params=["embedded", "service"])
@@ -15,8 +16,4 @@ def runner(request: pytest.FixtureRequest, tmp_path: Path) -> Runner:
     if request.param == "embedded":
         return EmbeddedRunner(tmp_path / "runs")
     start: Callable[..., ServiceProcess] = request.getfixturevalue("service_factory")
-    return ServiceRunner(start("scheduler", {
-        "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{tmp_path / 'state' / 'scheduler.db'}",
-        "ODIN_SCHEDULER_RUN_PATH": str(tmp_path / "runs"),
-        "ODIN_SCHEDULER_KILL_GRACE_SECONDS": str(KILL_GRACE_SECONDS),
-    }))  # fmt: skip
+    return ServiceRunner(start("scheduler", scheduler_env(tmp_path, kill_grace_seconds=str(KILL_GRACE_SECONDS))))

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 from google.protobuf import json_format, struct_pb2
@@ -64,7 +64,19 @@ class Refusal:
     violations: list[tuple[str, str]]
 
 
-class Runner(Protocol):
+@dataclass(frozen=True)
+class Run:
+    """What a test asks of a runner: run `main_yml` to its end; once task `cancel_when_running` runs and `ready()`,
+    cancel the job (message "enough")."""
+
+    main_yml: str
+    params: Mapping[str, Any] | None = None
+    options: odin.engine.Options | None = None
+    cancel_when_running: str = ""
+    ready: Callable[[], bool] = lambda: True
+
+
+class Runner:
     name: str
 
     async def run(
@@ -77,33 +89,31 @@ class Runner(Protocol):
         ready: Callable[[], bool] = lambda: True,
     ) -> Outcome:
         """Runs the pipeline to its end; cancels the job (message "enough") once that task runs and `ready()`."""
+        return await self.outcome(Run(main_yml, params, options, cancel_when_running, ready))
+
+    async def outcome(self, run: Run) -> Outcome:
+        raise NotImplementedError
 
     async def violations(self, main_yml: str) -> Refusal:
         """The error reason and field violations a refused pipeline gets."""
+        raise NotImplementedError
 
 
-class EmbeddedRunner:
+class EmbeddedRunner(Runner):
     name = "embedded"
 
     def __init__(self, run_path: Path) -> None:
         self.run_path = run_path
 
-    async def run(
-        self,
-        main_yml: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        options: odin.engine.Options | None = None,
-        cancel_when_running: str = "",
-        ready: Callable[[], bool] = lambda: True,
-    ) -> Outcome:
+    async def outcome(self, run: Run) -> Outcome:
         executor = LocalExecutor(KILL_GRACE_SECONDS)
         async with odin.engine.start(
-            main_yml, params=params, options=options, executor=executor, run_path=self.run_path
+            run.main_yml, params=run.params, options=run.options, executor=executor, run_path=self.run_path
         ) as job:
             async for event in job.events():
-                if cancel_when_running and event.task == cancel_when_running and event.task_state is TaskState.RUNNING:
-                    await asyncio.to_thread(assert_eventually, ready, 10)
+                running = event.task_state is TaskState.RUNNING
+                if run.cancel_when_running and event.task == run.cancel_when_running and running:
+                    await asyncio.to_thread(assert_eventually, run.ready, 10)
                     await job.cancel("enough")
             done = await job.wait()
         tasks = {
@@ -119,36 +129,28 @@ class EmbeddedRunner:
         return Refusal(caught.value.reason, caught.value.violations)
 
 
-class ServiceRunner:
+class ServiceRunner(Runner):
     name = "service"
 
     def __init__(self, service: ServiceProcess) -> None:
         self.address = service.address
 
-    async def run(
-        self,
-        main_yml: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        options: odin.engine.Options | None = None,
-        cancel_when_running: str = "",
-        ready: Callable[[], bool] = lambda: True,
-    ) -> Outcome:
+    async def outcome(self, run: Run) -> Outcome:
         # The sync client in a thread: `support.clients.aio_channel` does not yet attach the token to
         # server-streaming calls (WatchJob answers UNAUTHENTICATED through it).
-        return await asyncio.to_thread(self._run, _request(main_yml, params, options), cancel_when_running, ready)
+        return await asyncio.to_thread(self._outcome, run)
 
-    def _run(self, request: Any, cancel_when_running: str, ready: Callable[[], bool]) -> Outcome:
+    def _outcome(self, run: Run) -> Outcome:
         with channel(self.address) as opened:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(opened)
-            job = stub.CreateJob(request, timeout=10).job
+            job = stub.CreateJob(_request(run.main_yml, run.params, run.options), timeout=10).job
             steps = []
             for item in stub.WatchJob(pb.WatchJobRequest(name=job.name), timeout=60):
                 if not item.HasField("event"):
                     continue
                 steps.append(_step(item.event))
-                if cancel_when_running and steps[-1] == Step(cancel_when_running, "RUNNING", 1, ""):
-                    assert_eventually(ready, timeout=10)
+                if run.cancel_when_running and steps[-1] == Step(run.cancel_when_running, "RUNNING", 1, ""):
+                    assert_eventually(run.ready, timeout=10)
                     stub.CancelJob(pb.CancelJobRequest(name=job.name, message="enough"), timeout=10)
             job = stub.GetJob(pb.GetJobRequest(name=job.name), timeout=5).job
             listed = stub.ListTasks(pb.ListTasksRequest(parent=job.name), timeout=5).tasks

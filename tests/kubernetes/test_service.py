@@ -15,27 +15,25 @@ from odin_scheduler.executor.kubernetes import names
 from support.clients import channel
 from support.kube import KubeCluster
 from support.processes import ServiceProcess
+from support.scheduler import Stub, tasks_of
+from support.scheduler import scheduler_env as sqlite_scheduler_env
+from support.scheduler import wait_job as wait_job_for
 from support.waiting import assert_eventually
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
-from odin.scheduler.v1 import scheduler_pb2_grpc
-
-Stub = scheduler_pb2_grpc.SchedulerServiceStub
-TERMINAL = {pb.Job.STATE_SUCCEEDED, pb.Job.STATE_FAILED, pb.Job.STATE_CANCELLED}
 
 
 @pytest.fixture
 def scheduler_env(kube_cluster: KubeCluster, tmp_path: Path) -> dict[str, str]:
-    return {
-        "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{tmp_path / 'scheduler.db'}",
-        "ODIN_SCHEDULER_RUN_PATH": str(tmp_path / "runs"),
-        "ODIN_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
-        "ODIN_SCHEDULER_EXECUTOR": "kubernetes",
-        "ODIN_SCHEDULER_KUBECONFIG": str(kube_cluster.scheduler_kubeconfig),
-        "ODIN_SCHEDULER_KUBE_NAMESPACE": kube_cluster.namespace,
+    return sqlite_scheduler_env(
+        tmp_path,
+        heartbeat_seconds="0.5",
+        executor="kubernetes",
+        kubeconfig=str(kube_cluster.scheduler_kubeconfig),
+        kube_namespace=kube_cluster.namespace,
         # Kept objects let the tests count pods per attempt; DeleteJob must still remove them all.
-        "ODIN_SCHEDULER_KUBE_CLEANUP": "keep",
-    }
+        kube_cleanup="keep",
+    )
 
 
 @pytest.fixture
@@ -55,16 +53,8 @@ def create(stub: Stub, *tasks: dict[str, Any]) -> pb.Job:
     return stub.CreateJob(pb.CreateJobRequest(inline=pb.InlinePipeline(main_yml=main_yml)), timeout=10).job
 
 
-def wait_job(stub: Stub, name: str, timeout: float = 60) -> pb.Job:
-    for _ in stub.WatchJob(pb.WatchJobRequest(name=name), timeout=timeout):
-        pass
-    job = stub.GetJob(pb.GetJobRequest(name=name), timeout=5).job
-    assert job.state in TERMINAL, job
-    return job
-
-
-def tasks_of(stub: Stub, job: str) -> dict[str, pb.Task]:
-    return {t.name.rsplit("/", 1)[1]: t for t in stub.ListTasks(pb.ListTasksRequest(parent=job), timeout=5).tasks}
+def wait_job(stub: Stub, name: str) -> pb.Job:
+    return wait_job_for(stub, name, timeout=60)  # pods on the cluster take longer than local processes
 
 
 def pods_of_job(cluster: KubeCluster, job: str) -> list[dict[str, Any]]:

@@ -8,40 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from support import scheduler as base
+from support.scheduler import TERMINAL, Stub, tasks_of, wait_job
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
-from odin.scheduler.v1 import scheduler_pb2_grpc
 
-Stub = scheduler_pb2_grpc.SchedulerServiceStub
-TERMINAL = {pb.Job.STATE_SUCCEEDED, pb.Job.STATE_FAILED, pb.Job.STATE_CANCELLED}
+__all__ = ["TERMINAL", "Stub", "tasks_of", "wait_job"]  # re-exported for this directory's tests
 
 
 def scheduler_env(state: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state / 'scheduler.db'}",
-        "ODIN_SCHEDULER_RUN_PATH": str(state / "runs"),
-        "ODIN_SCHEDULER_HEARTBEAT_SECONDS": "0.5",
-        "ODIN_SCHEDULER_KILL_GRACE_SECONDS": "1",
-    }
-    env.update({f"ODIN_SCHEDULER_{k.upper()}": v for k, v in extra.items()})
-    return env
+    """support.scheduler's environment with a fast heartbeat and a short kill grace (tests wait on both)."""
+    return base.scheduler_env(state, **{"heartbeat_seconds": "0.5", "kill_grace_seconds": "1", **extra})
 
 
 def inline(main_yml: str, **kwargs: object) -> pb.CreateJobRequest:
     return pb.CreateJobRequest(inline=pb.InlinePipeline(main_yml=main_yml), **kwargs)  # type: ignore[arg-type]
-
-
-def wait_job(stub: Stub, name: str, timeout: float = 30.0) -> pb.Job:
-    """Follows the job's WatchJob stream until it ends, then returns the job."""
-    for _ in stub.WatchJob(pb.WatchJobRequest(name=name), timeout=timeout):
-        pass
-    job = stub.GetJob(pb.GetJobRequest(name=name), timeout=5).job
-    assert job.state in TERMINAL, job
-    return job
-
-
-def tasks_of(stub: Stub, name: str) -> dict[str, pb.Task]:
-    return {t.name.rsplit("/", 1)[1]: t for t in stub.ListTasks(pb.ListTasksRequest(parent=name), timeout=5).tasks}
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:

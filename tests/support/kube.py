@@ -591,3 +591,19 @@ def kube_cluster(workdir: Path | None = None) -> Iterator[KubeCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(getattr(cluster, "_etcd_dir", base / "none"), ignore_errors=True)
+
+
+def cluster_fixture(workdir: Path) -> Iterator[KubeCluster]:
+    """The body of a session fixture: a test cluster, where a missing binary or a failed start FAILS the tests
+    (never skips)."""
+    import pytest
+
+    context = kube_cluster(workdir)
+    try:
+        cluster = context.__enter__()
+    except ClusterError as err:
+        pytest.fail(f"Kubernetes test cluster: {err}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        context.__exit__(None, None, None)
