@@ -9,11 +9,10 @@ from pathlib import Path
 
 import grpc
 import psycopg
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from support.clients import channel
 from support.postgres import PostgresServer
 from support.processes import ServiceProcess, start_service
+from support.rpc_errors import rpc_failure
 
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
@@ -91,15 +90,10 @@ def code_of(call: object) -> grpc.StatusCode:
 def failure(call: object) -> dict[str, object]:
     """A failed call's code, reason and field violations."""
     assert isinstance(call, grpc.RpcError)
-    status = rpc_status.from_call(call)  # type: ignore[arg-type]
-    found: dict[str, object] = {"code": call.code()}
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            found["reason"] = info.reason
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found["fields"] = sorted(v.field for v in bad.field_violations)
+    decoded = rpc_failure(call)
+    found: dict[str, object] = {"code": decoded.code}
+    if decoded.reason:
+        found["reason"] = decoded.reason
+    if decoded.violations:
+        found["fields"] = sorted(f for f, _ in decoded.violations)
     return found

@@ -162,14 +162,13 @@ class ServiceRunner(Runner):
 
     def _violations(self, main_yml: str) -> Refusal:
         import grpc
-        from grpc_status import rpc_status
 
         with channel(self.address) as opened:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(opened)
             with pytest.raises(grpc.RpcError) as caught:
                 stub.CreateJob(_request(main_yml, None, None), timeout=10)
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        return _refusal(rpc_status, caught.value)
+        return _refusal(caught.value)
 
 
 def _request(main_yml: str, params: Mapping[str, Any] | None, options: odin.engine.Options | None) -> Any:
@@ -198,15 +197,8 @@ def _task(task: Any) -> TaskResult:
     )
 
 
-def _refusal(rpc_status: Any, error: Any) -> Refusal:
-    from google.rpc import error_details_pb2
+def _refusal(error: Any) -> Refusal:
+    from support.rpc_errors import rpc_failure
 
-    status = rpc_status.from_call(error)
-    reason, found = "", []
-    for detail in status.details:
-        bad, info = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
-        if detail.Unpack(bad):
-            found += [(v.field, v.description) for v in bad.field_violations]
-        elif detail.Unpack(info):
-            reason = info.reason
-    return Refusal(reason, found)
+    decoded = rpc_failure(error)
+    return Refusal(decoded.reason, decoded.violations)

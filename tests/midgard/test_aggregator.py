@@ -13,10 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from support.clients import channel
 from support.processes import ServiceProcess
+from support.rpc_errors import rpc_failure
 from support.waiting import assert_eventually
 
 from odin.devsuite import free_port
@@ -41,15 +40,8 @@ def all_ready(midgard: midgard_pb2_grpc.MidgardServiceStub, count: int) -> dict[
 
 
 def error_details(exc: grpc.RpcError) -> tuple[str, list[str]]:
-    status = rpc_status.from_call(exc)
-    reason, fields = "", []
-    for detail in status.details if status else []:
-        info, bad = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
-        if detail.Unpack(info):
-            reason = info.reason
-        elif detail.Unpack(bad):
-            fields = [v.field for v in bad.field_violations]
-    return reason, fields
+    decoded = rpc_failure(exc)
+    return decoded.reason, [f for f, _ in decoded.violations]
 
 
 def test_nodes_and_gpus_from_real_agents(start_agent: Callable[..., ServiceProcess],

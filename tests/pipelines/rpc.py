@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from support.clients import DEFAULT, channel
+from support.rpc_errors import rpc_failure
 
 from odin.pipelines.v1 import pipelines_pb2 as pb
 from odin.pipelines.v1 import pipelines_pb2_grpc
@@ -33,18 +32,8 @@ def failure(call: Callable[[], Any]) -> Failure:
     try:
         call()
     except grpc.RpcError as error:
-        status = rpc_status.from_call(error)  # type: ignore[arg-type]
-        found = Failure(error.code(), error.details() or "")  # type: ignore[attr-defined]
-        for detail in status.details if status else []:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                found.reason = info.reason
-            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                found.violations = [(v.field, v.description) for v in bad.field_violations]
-        return found
+        decoded = rpc_failure(error)
+        return Failure(decoded.code, decoded.message, decoded.reason, decoded.violations)
     raise AssertionError("the call succeeded")
 
 

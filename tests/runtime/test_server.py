@@ -13,11 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from support import auth
 from support.clients import channel
 from support.processes import ServiceProcess, wait_serving
+from support.rpc_errors import rpc_failure
 from support.waiting import assert_eventually
 
 from odin.devsuite import free_port
@@ -45,18 +44,13 @@ def stub(address: str) -> pb_grpc.SchedulerServiceStub:
 
 
 def details(error: grpc.RpcError) -> dict[str, object]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status in the trailers"
+    failure = rpc_failure(error)
+    assert failure.has_status, "no google.rpc.Status in the trailers"
     found: dict[str, object] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            found["reason"], found["metadata"] = info.reason, dict(info.metadata)
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            found["violations"] = [(v.field, v.description) for v in bad.field_violations]
+    if failure.reason:
+        found["reason"], found["metadata"] = failure.reason, failure.metadata
+    if failure.violations:
+        found["violations"] = failure.violations
     return found
 
 

@@ -26,17 +26,11 @@ def inline(main_yml: str, **kwargs: object) -> pb.CreateJobRequest:
 
 
 def field_violations(error: grpc.RpcError) -> dict[str, str]:
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
+    from support.rpc_errors import rpc_failure
 
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no google.rpc.Status details"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
+    decoded = rpc_failure(error)
+    assert decoded.has_status, "no google.rpc.Status details"
+    return dict(decoded.violations)
 
 
 def task_yaml(name: str, command: str, *extra: str) -> str:
