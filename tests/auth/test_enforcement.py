@@ -18,6 +18,7 @@ from google.protobuf import field_mask_pb2
 from support import auth as test_auth
 from support.clients import channel
 from support.processes import BIN, ServiceProcess, start_service
+from support.scheduler import scheduler_env
 from support.waiting import assert_eventually
 
 from odin.auth.v1 import auth_pb2 as pb
@@ -101,11 +102,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServic
     state = tmp_path_factory.mktemp("enforced")
     auth = start_auth(state, f"sqlite:///{state / 'auth.db'}",
                       ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_FILE=str(state / "service-token"))
-    scheduler = start_service("scheduler", state / "logs", {
-        "ODIN_SCHEDULER_AUTH_ADDRESS": auth.address,
-        "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state / 'scheduler.db'}",
-        "ODIN_SCHEDULER_RUN_PATH": str(state / "runs"),
-    })
+    scheduler = start_service("scheduler", state / "logs", scheduler_env(state, auth_address=auth.address))
     yield auth, scheduler
     scheduler.terminate()
     auth.process.terminate()
@@ -175,10 +172,8 @@ def _path_env() -> dict[str, str]:
 
 def test_a_service_without_auth_settings_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as error:
-        start_service("scheduler", tmp_path / "logs", {
-            "ODIN_SCHEDULER_AUTH_DISABLED": "false",  # any AUTH_ key: no test default
-            "ODIN_SCHEDULER_STORE_URL": f"sqlite:///{tmp_path / 's.db'}", "ODIN_SCHEDULER_RUN_PATH": str(tmp_path),
-        })
+        # any AUTH_ key: no test default
+        start_service("scheduler", tmp_path / "logs", scheduler_env(tmp_path, auth_disabled="false"))
     assert "ODIN_SCHEDULER_AUTH_ADDRESS" in str(error.value) and "ODIN_SCHEDULER_AUTH_JWKS_FILE" in str(error.value)
 
 

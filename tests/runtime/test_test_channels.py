@@ -8,6 +8,7 @@ import grpc
 import pytest
 from support.clients import aio_channel
 from support.processes import ServiceProcess
+from support.scheduler import scheduler_env
 
 from odin.scheduler.v1 import scheduler_pb2 as pb
 from odin.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
@@ -17,8 +18,7 @@ async def test_aio_channel_authenticates_streams(
     service_factory: Callable[..., ServiceProcess], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     state = tmp_path_factory.mktemp("sched")
-    service = service_factory("scheduler", {"ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state}/s.db",
-                                            "ODIN_SCHEDULER_RUN_PATH": str(state)})
+    service = service_factory("scheduler", scheduler_env(state))
     async with aio_channel(service.address) as channel:
         stub = pb_grpc.SchedulerServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as missing:

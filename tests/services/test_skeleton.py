@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.processes import ServiceProcess
+from support.scheduler import scheduler_env
 
 # service process name → the gRPC services it must expose
 EXPECTED = {
@@ -58,7 +59,7 @@ def _minimal_env(name: str, tmp: pytest.TempPathFactory) -> dict[str, str]:
     """Settings a service needs to start on its own, with state in a temp dir."""
     state = tmp.mktemp(name)
     return {
-        "scheduler": {"ODIN_SCHEDULER_STORE_URL": f"sqlite:///{state}/s.db", "ODIN_SCHEDULER_RUN_PATH": str(state)},
+        "scheduler": scheduler_env(state),
         "auth": {"ODIN_AUTH_STORE_URL": f"sqlite:///{state}/a.db", "ODIN_AUTH_KEYS_PATH": str(state / "keys")},
         "pipelines": {"ODIN_PIPELINES_REPO_PATH": str(state / "repo")},
         "midgard": {"ODIN_MIDGARD_AGENTS": ""},
