@@ -7,7 +7,10 @@ import random
 
 def backoff_ceiling(attempt: int, *, initial: float, factor: float, maximum: float) -> float:
     """The longest wait before retry number `attempt` (1-based): initial * factor^(attempt-1), capped."""
-    return min(maximum, initial * factor ** max(attempt - 1, 0))
+    try:
+        return min(maximum, initial * factor ** max(attempt - 1, 0))
+    except OverflowError:  # a very late retry of a long outage: the cap has long been reached
+        return maximum
 
 
 def equal_jitter(ceiling: float, rng: random.Random | None = None) -> float:
