@@ -93,6 +93,10 @@ class Scheduler:
 
     async def cancel_job(self, job_id: str, message: str, caller: Caller) -> Job:
         _check_owner(await self.get_job(job_id), caller)
+        return await self._cancel(job_id, message)
+
+    async def _cancel(self, job_id: str, message: str) -> Job:
+        """Cancels a job whose owner was already checked."""
         try:
             return await self.engine.cancel_job(job_id, message)
         except JobNotFound:
@@ -119,7 +123,7 @@ class Scheduler:
                     f"job {job_id} is {job.state.name}: cancel it first or delete with force",
                     reason="JOB_RUNNING", metadata={"job": f"jobs/{job_id}"},
                 )  # fmt: skip
-            await self.cancel_job(job_id, "deleted", caller)
+            await self._cancel(job_id, "deleted")  # the owner was checked above
         try:
             await self.engine.delete_job(job_id)
         except JobNotFound:

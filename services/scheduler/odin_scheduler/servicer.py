@@ -30,10 +30,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def CreateJob(self, request: pb.CreateJobRequest, context: Any) -> pb.CreateJobResponse:
         convert.check_create(request)
         options = convert.requested_options(request.options)
-        resolved = await self.sources.resolve(request)
+        parameters = convert.struct_dict(request.parameters)
+        resolved = await self.sources.resolve(request, parameters)
         job = await self.scheduler.create_job(
             resolved, owner=current_caller().name, options=options, labels=dict(request.labels),
-            parameters=convert.struct_dict(request.parameters), request_id=request.request_id,
+            parameters=parameters, request_id=request.request_id,
             validate_only=request.validate_only, now_us=now_us(),
         )  # fmt: skip
         return pb.CreateJobResponse(job=convert.job(job))

@@ -37,8 +37,8 @@ class PipelineSources:
         if self._channel is not None:
             await self._channel.close()
 
-    async def resolve(self, request: scheduler_pb2.CreateJobRequest) -> ResolvedPipeline:
-        parameters = json_format.MessageToDict(request.parameters) if request.HasField("parameters") else {}
+    async def resolve(self, request: scheduler_pb2.CreateJobRequest, parameters: dict[str, Any]) -> ResolvedPipeline:
+        """`parameters` is `request.parameters` as a dict (converted once by the caller)."""
         source = request.WhichOneof("source")
         if source == "inline":
             return resolve_inline(request.inline, parameters)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
+from odin.backoff import equal_jitter
 from odin_scheduler.engine.change import Change
 from odin_scheduler.engine.plan import Rendered, RenderError, TaskPlan
 from odin_scheduler.executor.base import Outcome
@@ -61,7 +62,8 @@ def finish_attempt(c: Change, name: str, attempt: int, outcome: Outcome, plan: T
         c.set_task(name, TaskState.SUCCEEDED, "Succeeded", "", exit_code=outcome.exit_code, end_us=now_us,
                    outputs=dict(outcome.outputs))  # fmt: skip
     elif outcome.retryable and task.attempt < task.max_attempts:
-        delay = plan.retries.delay(task.attempt, rng)
+        # Equal jitter on the policy's ceiling, so many failing tasks do not all retry at once.
+        delay = equal_jitter(plan.retries.delay(task.attempt), rng)
         message = f"attempt {task.attempt} failed ({outcome.message or outcome.reason}); retrying in {delay:.1f}s"
         c.set_task(name, TaskState.QUEUED, outcome.reason, message, exit_code=outcome.exit_code,
                    next_attempt_us=now_us + int(delay * US))  # fmt: skip

@@ -8,35 +8,18 @@ when a task is dispatched, references against the stored records of the tasks th
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from odin.backoff import backoff_ceiling, equal_jitter
-from odin.pipeline_spec import resolve_references, substitute, task_variables
+from odin.pipeline_spec import RetryPolicy, resolve_references, substitute, task_variables
 from odin_scheduler.model import Task
 from odin_scheduler.paths import Layout
 
 
 class RenderError(Exception):
     """A variable or reference that cannot be resolved at dispatch time."""
-
-
-@dataclass(frozen=True)
-class Retries:
-    limit: int = 0
-    backoff_seconds: float = 10.0
-    max_backoff_seconds: float = 300.0
-    factor: float = 2.0
-
-    def delay(self, retry: int, rng: random.Random | None = None) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random, so retries spread out."""
-        ceiling = backoff_ceiling(
-            retry, initial=self.backoff_seconds, factor=self.factor, maximum=self.max_backoff_seconds
-        )
-        return equal_jitter(ceiling, rng)
 
 
 @dataclass(frozen=True)
@@ -48,7 +31,7 @@ class TaskPlan:
     env: Mapping[str, str]
     depends: tuple[str, ...]
     resource_type: str
-    retries: Retries
+    retries: RetryPolicy
     timeout_seconds: float | None
 
     @classmethod
@@ -62,7 +45,7 @@ class TaskPlan:
             env=dict(task.get("env") or {}),
             depends=tuple(task.get("depends") or ()),
             resource_type=task.get("resource_type", "Pod"),
-            retries=Retries(**retries) if retries else Retries(),
+            retries=RetryPolicy(**retries) if retries else RetryPolicy(),
             timeout_seconds=task.get("timeout_seconds"),
         )
 

@@ -57,7 +57,7 @@ class LocalExecutor(NoPlatformHooks):
             return await self.start(run)
         recorded = handle.get("start_time")
         alive = _create_time(pid)
-        same = alive is not None and (recorded is None or abs(alive - float(recorded)) < 0.01)
+        same = _started_at(alive, recorded)
         if not same and _read_exit_code(run.attempt_dir) is None:
             raise PermanentError(
                 f"process {pid} of attempt {run.attempt} is gone and left no exit status",
@@ -163,7 +163,11 @@ def _create_time(pid: int) -> float | None:
 
 
 def _same_process(pid: int, start_time: Any) -> bool:
-    alive = _create_time(pid)
+    return _started_at(_create_time(pid), start_time)
+
+
+def _started_at(alive: float | None, start_time: Any) -> bool:
+    """Whether a live process (its create time, None when gone) is the one recorded; pids get reused."""
     return alive is not None and (start_time is None or abs(alive - float(start_time)) < 0.01)
 
 

@@ -110,7 +110,7 @@ class KubernetesExecutor:
                 return await self.adopt(run, handle)
             raise _start_error(handler, exc) from None
         except _UNREACHABLE as exc:
-            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+            raise _unreachable(exc) from None
         return {**handle, "uid": created["metadata"].get("uid", "")}
 
     async def adopt(self, run: TaskRun, handle: Handle) -> Handle:
@@ -130,9 +130,7 @@ class KubernetesExecutor:
                 "adopted": True}
 
     async def wait(self, run: TaskRun, handle: Handle) -> Outcome:
-        _, handler = self._handler(str(handle["kind"]))
-        name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
-        self._ensure_watches(handler)
+        handler, namespace, name = self._target(handle)
         await self._synced(handler)
         logs = AttemptLogs(self.api, namespace, run.log_file, labelled=handler.kind != "Pod")
         try:
@@ -144,9 +142,7 @@ class KubernetesExecutor:
         return _outcome(status)
 
     async def cancel(self, run: TaskRun, handle: Handle) -> None:
-        _, handler = self._handler(str(handle["kind"]))
-        name, namespace = str(handle["name"]), str(handle.get("namespace") or self.config.namespace)
-        self._ensure_watches(handler)
+        handler, namespace, name = self._target(handle)
         self._cancelled.add(name)
         await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
         deadline = time.monotonic() + self.config.delete_grace_seconds + 30
@@ -191,7 +187,7 @@ class KubernetesExecutor:
             except KubeApiError as exc:
                 raise TemporaryError(f"listing events of {obj_name}: {exc}", delay=2.0) from None
             except _UNREACHABLE as exc:
-                raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+                raise _unreachable(exc) from None
             found += body.get("items", [])
         return sorted(found, key=_event_time)
 
@@ -230,7 +226,7 @@ class KubernetesExecutor:
                     raise TemporaryError(f"listing {handler.kind} objects of job {job_id}: {exc}") from None
                 continue
             except _UNREACHABLE as exc:
-                raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+                raise _unreachable(exc) from None
             for obj in listing.get("items", []):
                 meta = obj["metadata"]
                 owned = meta.get("annotations", {}).get(names.ANNOTATION_JOB_ID) == job_id
@@ -258,6 +254,12 @@ class KubernetesExecutor:
             raise PermanentError(f"resource_type {resource_type!r} is not supported by the Kubernetes executor",
                                  reason="UnsupportedResourceType")
         return key, handler
+
+    def _target(self, handle: Handle) -> tuple[ResourceHandler, str, str]:
+        """The handler, namespace and name of a started attempt's object, its watches running."""
+        _, handler = self._handler(str(handle["kind"]))
+        self._ensure_watches(handler)
+        return handler, str(handle.get("namespace") or self.config.namespace), str(handle["name"])
 
     def _context(self, run: TaskRun, spec: TaskSpec, name: str) -> BuildContext:
         owner = run.owner
@@ -385,7 +387,7 @@ class KubernetesExecutor:
                 return None
             raise TemporaryError(f"reading {handler.kind} {name}: {exc}", delay=2.0) from None
         except _UNREACHABLE as exc:
-            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+            raise _unreachable(exc) from None
 
     async def _delete(self, handler: ResourceHandler, namespace: str, name: str, grace: int) -> None:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background",
@@ -396,7 +398,7 @@ class KubernetesExecutor:
             if exc.status != 404:
                 raise TemporaryError(f"deleting {handler.kind} {name}: {exc}", delay=2.0) from None
         except _UNREACHABLE as exc:
-            raise TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0) from None
+            raise _unreachable(exc) from None
 
     async def _clean_up(self, handler: ResourceHandler, namespace: str, name: str, status: Status) -> None:
         self._progress.pop(name, None)
@@ -466,6 +468,10 @@ def _start_error(handler: ResourceHandler, exc: KubeApiError) -> Exception:
     if exc.status in (401, 403):
         return PermanentError(f"not allowed to create the {handler.kind}: {exc.message}", reason="Forbidden")
     return TemporaryError(f"creating the {handler.kind}: {exc}", delay=2.0)
+
+
+def _unreachable(exc: Exception) -> TemporaryError:
+    return TemporaryError(f"the Kubernetes API is unreachable: {exc}", delay=2.0)
 
 
 def _vanished(handler: ResourceHandler, name: str, cancelled: bool) -> Status:

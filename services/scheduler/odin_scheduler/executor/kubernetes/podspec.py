@@ -132,16 +132,11 @@ def _volume_mounts(spec: TaskSpec) -> list[dict[str, Any]]:
     for mount in spec.mounts:
         kind = "eph" if mount.name in ephemeral else "pvc"
         mounts.append({"name": _volume_name(kind, mount.name), "mountPath": mount.path})
-    for secret in spec.secrets:
-        entry: dict[str, Any] = {"name": _volume_name("secret", secret.name), "mountPath": secret.path,
-                                 "readOnly": True}
-        if secret.sub_path:
-            entry["subPath"] = secret.sub_path
-        mounts.append(entry)
-    for config_map in spec.config_maps:
-        cm: dict[str, Any] = {"name": _volume_name("cm", config_map.name), "mountPath": config_map.path,
-                              "readOnly": True}
-        if config_map.sub_path:
-            cm["subPath"] = config_map.sub_path
-        mounts.append(cm)
+    for kind, sources in (("secret", spec.secrets), ("cm", spec.config_maps)):
+        for source in sources:
+            entry: dict[str, Any] = {"name": _volume_name(kind, source.name), "mountPath": source.path,
+                                     "readOnly": True}
+            if source.sub_path:
+                entry["subPath"] = source.sub_path
+            mounts.append(entry)
     return mounts
