@@ -32,6 +32,8 @@ from typing import Any
 
 import yaml
 
+from support import kube_node
+
 REPO = Path(__file__).resolve().parents[2]
 _VERSIONS = dict(line.split("=", 1) for line in (REPO / "tools" / "kube" / "versions.env").read_text().splitlines()
                  if line and not line.startswith("#"))
@@ -56,12 +58,15 @@ def tools_dir() -> Path:
     return Path(root) / KUBE_VERSION
 
 
-def find_binaries() -> dict[str, Path]:
+def find_binaries(real_node: bool = False) -> dict[str, Path]:
     """Every binary the cluster needs, or ClusterError naming the ones missing and how to get them."""
     built = tools_dir()
     found: dict[str, Path] = {}
     missing: list[str] = []
-    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+    if real_node:
+        node_found, missing = kube_node.node_binaries()
+        found.update(node_found)
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubelet"):
         path = built / name
         if os.access(path, os.X_OK):
             found[name] = path
@@ -200,6 +205,10 @@ class KubeCluster:
     components: dict[str, _Component] = field(default_factory=dict)
     forwarders: list[subprocess.Popen[bytes]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # "kwok": simulated nodes only (scale, status mapping); "real": one kubelet running real containers, no kwok.
+    node_kind: str = "kwok"
+    node_token: str = field(default_factory=lambda: secrets.token_hex(16))
+    real_node: kube_node.RealNode | None = None
 
     # -- paths ----------------------------------------------------------------------------------------------
     @property
@@ -247,12 +256,19 @@ class KubeCluster:
         for name in ("kube-controller-manager", "kube-scheduler"):
             self._launch(name)
         self._install_objects()
-        self._launch("kwok")
-        self._wait_nodes_ready()
+        if self.node_kind == "real":
+            self.real_node = kube_node.RealNode(self, self.binaries)
+            self.real_node.start()
+            self.real_node.wait_ready()
+        else:
+            self._launch("kwok")
+            self._wait_nodes_ready()
         self._wait_default_service_account()
         self.timings["ready_s"] = time.monotonic() - started
 
     def stop(self) -> None:
+        if self.real_node is not None:
+            self.real_node.stop()
         for component in reversed(list(self.components.values())):
             _stop_process(component.process)
         for forwarder in self.forwarders:
@@ -282,7 +298,8 @@ class KubeCluster:
 
     def logs(self) -> str:
         """The tail of every component's log, for failure messages."""
-        return "\n".join(f"--- {c.name} ---\n{c.log_tail()}" for c in self.components.values())
+        node = self.real_node.logs() if self.real_node is not None else ""
+        return "\n".join(f"--- {c.name} ---\n{c.log_tail()}" for c in self.components.values()) + node
 
     # -- clients --------------------------------------------------------------------------------------------
     def api_client(self, kubeconfig: Path | None = None) -> Any:
@@ -300,6 +317,14 @@ class KubeCluster:
             payload = response.read()
         return json.loads(payload) if payload[:1] in (b"{", b"[") else payload.decode()
 
+    def request_patch(self, path: str, body: object) -> Any:
+        """A JSON merge patch (e.g. of a node's status) with the admin token."""
+        context = ssl.create_default_context(cafile=str(self.ca_path))
+        req = urllib.request.Request(self.server + path, data=json.dumps(body).encode(), method="PATCH", headers={
+            "Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/merge-patch+json"})
+        with urllib.request.urlopen(req, context=context, timeout=10) as response:
+            return json.loads(response.read())
+
     def apply(self, obj: dict[str, Any]) -> Any:
         """Creates one object (any kind) through the REST API; an existing one is left as it is."""
         path = _collection_path(obj, self.namespace)
@@ -314,7 +339,9 @@ class KubeCluster:
     def _write_credentials(self) -> None:
         (self.pki / "tokens.csv").write_text(
             f'{self.admin_token},admin,admin-uid,"system:masters"\n'
-            f'{self.scheduler_token},{SCHEDULER_USER},{SCHEDULER_USER}-uid,"odin:schedulers"\n')
+            f'{self.scheduler_token},{SCHEDULER_USER},{SCHEDULER_USER}-uid,"odin:schedulers"\n'
+            # The test node's kubelet: a cluster admin (the Node authorizer is not enabled in this cluster).
+            f'{self.node_token},system:node:{kube_node.NODE_NAME},node-uid,"system:nodes,system:masters"\n')
         inside = f"https://127.0.0.1:{APISERVER_PORT}"
         write_kubeconfig(self.workdir / "inside.kubeconfig", inside, self.ca_path, self.admin_token, "admin")
 
@@ -399,6 +426,9 @@ class KubeCluster:
                                                  stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _check_alive(self) -> None:
+        problem = self.real_node.check_alive() if self.real_node is not None else None
+        if problem:
+            raise ClusterError(problem)
         for component in self.components.values():
             if component.process is not None and component.process.poll() is not None:
                 raise ClusterError(f"{component.name} exited with {component.process.returncode}:\n"
@@ -443,7 +473,7 @@ class KubeCluster:
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         for obj in _scheduler_rbac(self.namespace):
             self.apply(obj)
-        for node in test_nodes():
+        for node in test_nodes() if self.node_kind == "kwok" else []:
             self.apply(node)
         for crd in ("tfjobs", "pytorchjobs", "mpijobs"):
             self._poll(lambda crd=crd: _established(self.request(
@@ -580,11 +610,12 @@ def _kubeflow_stage(kind: str, specs_field: str, phase: str) -> dict[str, Any]:
 
 
 @contextmanager
-def kube_cluster(workdir: Path | None = None) -> Iterator[KubeCluster]:
+def kube_cluster(workdir: Path | None = None, node_kind: str = "kwok") -> Iterator[KubeCluster]:
     """Starts a test cluster and tears it down (processes and network namespace) on exit."""
-    binaries = find_binaries()
+    binaries = find_binaries(real_node=node_kind == "real")
     base = workdir or Path(tempfile.mkdtemp(prefix="odin-k8s-"))
-    cluster = KubeCluster(workdir=base, netns=f"odin-k8s-{secrets.token_hex(4)}", binaries=binaries)
+    cluster = KubeCluster(workdir=base, netns=f"odin-k8s-{secrets.token_hex(4)}", binaries=binaries,
+                          node_kind=node_kind)
     try:
         cluster.start()
         yield cluster
@@ -593,12 +624,12 @@ def kube_cluster(workdir: Path | None = None) -> Iterator[KubeCluster]:
         shutil.rmtree(getattr(cluster, "_etcd_dir", base / "none"), ignore_errors=True)
 
 
-def cluster_fixture(workdir: Path) -> Iterator[KubeCluster]:
+def cluster_fixture(workdir: Path, node_kind: str = "kwok") -> Iterator[KubeCluster]:
     """The body of a session fixture: a test cluster, where a missing binary or a failed start FAILS the tests
     (never skips)."""
     import pytest
 
-    context = kube_cluster(workdir)
+    context = kube_cluster(workdir, node_kind)
     try:
         cluster = context.__enter__()
     except ClusterError as err:

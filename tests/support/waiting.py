@@ -28,7 +28,7 @@ def assert_eventually(check: Callable[[], T], timeout: float = 10.0, interval: f
         last_error: Exception | None = None
         try:
             result = check()
-        except Exception as err:  # noqa: BLE001 - any failure of the check means "not yet"
+        except Exception as err:
             last_error, result = err, None  # type: ignore[assignment]
         if result:
             return result
@@ -46,7 +46,7 @@ async def assert_eventually_async(
         last_error: Exception | None = None
         try:
             result = await check()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             last_error, result = err, None  # type: ignore[assignment]
         if result:
             return result

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test cluster's control plane from Go modules into a cache outside the repository:
-#   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes, via the wrapper module here)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet  (k8s.io/kubernetes, via the wrapper module here)
 #   kwok                                                     (sigs.k8s.io/kwok)
 # Idempotent: a binary already in the cache is not rebuilt. Binaries are never committed.
 #   ODIN_KUBE_TOOLS  cache root (default ~/.cache/odin-tools/kube); binaries land in <root>/<KUBE_VERSION>/
@@ -16,7 +16,7 @@ dest="${ODIN_KUBE_TOOLS:-$HOME/.cache/odin-tools/kube}/$KUBE_VERSION"
 mkdir -p "$dest"
 
 missing=()
-for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
   [ -x "$dest/$cmd" ] || missing+=("k8s.io/kubernetes/cmd/$cmd")
 done
 kwok_stamp="$dest/kwok.version"
@@ -39,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
   (cd "$here" && nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$scratch/" "${missing[@]}")
-  mv "$scratch"/kube-* "$dest/"
+  mv "$scratch"/kube* "$dest/"  # kube-* and kubelet
 fi
 if [ $need_kwok -eq 1 ]; then
   echo "kube tools: building kwok $KWOK_VERSION"

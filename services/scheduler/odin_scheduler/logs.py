@@ -1,4 +1,8 @@
-"""Reading task output from the log store (files under the run path) from a byte offset, live or not."""
+"""Reading task output from the log store (files under the scheduler's state path) from a byte offset, live or not.
+
+Every read goes through `safe_files` (no symlinks, regular files only), and at most the last `max_bytes` of a log
+are served: a task that wrote (or planted) a 10 GiB file cannot make the scheduler stream all of it.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,45 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from odin.runtime.lifecycle import sleep_or_stop
+from odin_scheduler import safe_files
 
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.1
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
 
-def resolve_offset(path: Path, offset: int) -> int:
-    """A negative offset counts back from the current end of the log."""
-    if offset >= 0:
-        return offset
-    size = path.stat().st_size if path.exists() else 0
-    return max(0, size + offset)
+class LogUnreadable(Exception):
+    """The log cannot be served: not a regular file, or the offset is before the part that is served."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def resolve_offset(root: Path, path: Path, offset: int, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """A negative offset counts back from the current end of the log; offsets before the served window fail."""
+    size = _size(root, path)
+    position = offset if offset >= 0 else max(0, size + offset)
+    first = max(0, size - max_bytes)
+    if position < first:
+        raise LogUnreadable(f"the log holds {size} bytes and only the last {max_bytes} are served: "
+                            f"ask from offset {first} or later (or a negative offset)", field="offset")
+    return position
 
 
 async def follow_log(
-    path: Path, offset: int, *, follow: bool, ended: Callable[[], Awaitable[bool]], stopping: asyncio.Event
+    root: Path, path: Path, offset: int, *, follow: bool, ended: Callable[[], Awaitable[bool]],
+    stopping: asyncio.Event, max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> AsyncIterator[tuple[int, bytes]]:
     """(offset, bytes) pieces from `offset`; with `follow`, until the attempt `ended` and all is read.
 
     Pieces end on a UTF-8 character boundary while more may come, so no character is split.
     """
-    position = resolve_offset(path, offset)
+    position = resolve_offset(root, path, offset, max_bytes)
     done = False
     while True:
-        data = _read(path, position)
+        data = _read(root, path, position)
         if data and not done:
             data = data[: _complete_utf8(data)] or data
         if data:
@@ -44,13 +63,19 @@ async def follow_log(
             await sleep_or_stop(stopping, POLL_SECONDS)
 
 
-def _read(path: Path, position: int) -> bytes:
+def _size(root: Path, path: Path) -> int:
     try:
-        with path.open("rb") as handle:
-            handle.seek(position)
-            return handle.read(CHUNK)
-    except FileNotFoundError:
-        return b""
+        return safe_files.size_of(root, path)
+    except safe_files.UnsafeFile as exc:
+        raise LogUnreadable(f"the log cannot be read: {exc}") from None
+
+
+def _read(root: Path, path: Path, position: int) -> bytes:
+    try:
+        data, _ = safe_files.read_at(root, path, position, CHUNK)
+    except safe_files.UnsafeFile as exc:
+        raise LogUnreadable(f"the log cannot be read: {exc}") from None
+    return data
 
 
 def _complete_utf8(data: bytes) -> int:

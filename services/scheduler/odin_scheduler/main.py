@@ -43,8 +43,10 @@ class SchedulerConfig(ServerConfig):
 
     # `sqlite:///relative.db`, `sqlite:////absolute.db` or `postgresql://user@host:port/db`.
     store_url: str = ""
-    # Root of every job's files: workspaces, pipeline files, logs.
+    # Root of the files tasks see: every job's workspace (${RUN_PATH}) and pipeline files (${WORK_PATH}).
     run_path: Path = Path()
+    # The scheduler's own files (attempt logs, exit codes); never mounted into a task. Empty: `<run_path>-state`.
+    state_path: Path = Path()
     # The pipelines service (host:port) that resolves PipelineRef sources; empty: inline pipelines only.
     pipelines_address: str = ""
     # `local` (host processes), `kubernetes` (Pods, Jobs, training jobs) or `instant` (no processes; benchmarks).
@@ -57,12 +59,17 @@ class SchedulerConfig(ServerConfig):
     kube_cleanup: str = "on_success"
     # kubernetes: the service account task pods run as; empty: the namespace's default.
     kube_service_account: str = ""
+    # kubernetes: the PersistentVolumeClaim (in kube_namespace) holding run_path's files; each task pod mounts its
+    # job's ${RUN_PATH} (read-write) and ${WORK_PATH} (read-only) from it. Empty: no shared paths in pods.
+    kube_runs_claim: str = ""
     # The most task attempts running at once across all jobs.
     max_parallel_tasks: int = 64
     # Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
     kill_grace_seconds: float = 5.0
     # Seconds of quiet after which watch streams send a heartbeat.
     heartbeat_seconds: float = 10.0
+    # StreamTaskLogs serves at most the last this many bytes of an attempt's log.
+    max_log_bytes: int = 1 << 30
 
 
 def make_executor(config: SchedulerConfig) -> tuple[Executor, str | None]:
@@ -92,7 +99,7 @@ def _kubernetes_executor(config: SchedulerConfig) -> Executor:
     if config.kubeconfig and not Path(config.kubeconfig).is_file():
         raise ConfigError(f"ODIN_SCHEDULER_KUBECONFIG: no such file {config.kubeconfig}")
     settings = KubernetesConfig(kubeconfig=config.kubeconfig, namespace=config.kube_namespace, cleanup=cleanup,
-                                service_account=config.kube_service_account)
+                                service_account=config.kube_service_account, runs_claim=config.kube_runs_claim)
     try:
         return KubernetesExecutor(settings)
     except Exception as exc:  # a kubeconfig the client cannot use, no in-cluster credentials
@@ -117,13 +124,15 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
     except ValueError as exc:
         raise ConfigError(f"ODIN_SCHEDULER_STORE_URL: {exc}") from None
     await store.open()
-    layout = Layout(config.run_path.resolve())
+    layout = Layout(config.run_path.resolve(), config.state_path.resolve() if config.state_path != Path() else None)
     engine = Engine(store, executor, layout, EngineConfig(max_parallel_tasks=config.max_parallel_tasks))
     hub = EventHub(store)
     await hub.start()
     await engine.start()
+    protected = frozenset({config.kube_runs_claim} - {""}) if config.executor == "kubernetes" else frozenset()
     scheduler = Scheduler(store, engine, hub, layout, resource_type=resource_type,
-                          heartbeat_seconds=config.heartbeat_seconds, stopping=runtime.stopping)  # fmt: skip
+                          heartbeat_seconds=config.heartbeat_seconds, stopping=runtime.stopping,
+                          max_log_bytes=config.max_log_bytes, protected_claims=protected)  # fmt: skip
     sources = PipelineSources(config.pipelines_address, lambda address: authenticated_channel(address, config))
     close_hub_on_stop = asyncio.create_task(_close_when(runtime.stopping, hub))
 

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from odin.pipeline_spec import PipelineInvalid, PipelineSpec, load_pipeline
+from odin.pipeline_spec import PipelineInvalid, PipelineSpec, load_pipeline, substitute
 from odin.runtime import paging
 from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from odin_scheduler import logs
 from odin_scheduler.engine import Engine
 from odin_scheduler.engine.decide import NotRetryable
 from odin_scheduler.engine.engine import JobNotFound
+from odin_scheduler.engine.plan import job_variables, mount_path_problem
 from odin_scheduler.executor.base import ClusterEvent, TemporaryError
 from odin_scheduler.identity import Caller
 from odin_scheduler.jobs import MAIN_FILE, NewJob, RequestedOptions, ResolvedPipeline, build_job, new_job_id
@@ -40,13 +41,18 @@ class LogPiece:
 
 class Scheduler:
     def __init__(self, store: Store, engine: Engine, hub: EventHub, layout: Layout, *, resource_type: str | None,
-                 heartbeat_seconds: float = 10.0, stopping: asyncio.Event | None = None) -> None:  # fmt: skip
+                 heartbeat_seconds: float = 10.0, stopping: asyncio.Event | None = None,
+                 max_log_bytes: int = logs.DEFAULT_MAX_BYTES,
+                 protected_claims: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.store = store
         self.engine = engine
         self.hub = hub
         self.layout = layout
         self.resource_type = resource_type
         self.heartbeat_seconds = heartbeat_seconds
+        self.max_log_bytes = max_log_bytes
+        # Claims a task may not mount itself (the runs volume: Odin mounts each job's own part of it).
+        self.protected_claims = protected_claims
         self.stopping = stopping or asyncio.Event()
         self._watched_jobs = JobLookup(store)  # shared by every WatchJobs filter
 
@@ -60,6 +66,7 @@ class Scheduler:
         new = NewJob(spec, resolved.pipeline or spec.name, resolved.revision, owner, options, labels, parameters,
                      request_id)  # fmt: skip
         job, tasks, events = build_job(new, new_job_id(spec.name), now_us, self.resource_type)
+        _check_mounts(spec, job.id, self.layout, self.protected_claims, resolved.field)
         if validate_only:
             return job
         work = self.layout.work_path(job.id)
@@ -217,8 +224,17 @@ class Scheduler:
             current = await self.store.get_task(job_id, name)
             return current is None or current.attempt != number or current.state is not TaskState.RUNNING
 
-        async for position, data in logs.follow_log(path, offset, follow=follow, ended=ended, stopping=self.stopping):
-            yield LogPiece(data, position, number)
+        pieces = logs.follow_log(self.layout.attempts_root(), path, offset, follow=follow, ended=ended,
+                                 stopping=self.stopping, max_bytes=self.max_log_bytes)
+        try:
+            async for position, data in pieces:
+                yield LogPiece(data, position, number)
+        except logs.LogUnreadable as exc:
+            if exc.field:
+                raise InvalidArgument.field(exc.field, exc.message) from None
+            detail = exc.message.removeprefix("the log ")
+            raise FailedPrecondition(f"the log of task {name} (attempt {number}) {detail}", reason="LOG_UNREADABLE",
+                                     metadata={"task": f"jobs/{job_id}/tasks/{name}"}) from None
 
 
 def _load(resolved: ResolvedPipeline) -> PipelineSpec:
@@ -229,6 +245,30 @@ def _load(resolved: ResolvedPipeline) -> PipelineSpec:
                       for v in exc.violations]  # fmt: skip
         summary = "; ".join(f"{f}: {d}" for f, d in violations[:3]) + ("; …" if len(violations) > 3 else "")
         raise InvalidArgument(f"the pipeline is invalid: {summary}", violations, reason="PIPELINE_INVALID") from None
+
+
+def _check_mounts(spec: PipelineSpec, job_id: str, layout: Layout, protected_claims: frozenset[str],
+                  field: str) -> None:
+    """Every mount stays inside what the job may touch: its paths expand and avoid Odin's runs root except the
+    job's own RUN_PATH, and no mount names a protected claim."""
+    violations: list[tuple[str, str]] = []
+    for i, task in enumerate(spec.tasks):
+        variables = job_variables(task.name, job_id, layout)
+        for j, mount in enumerate(task.mounts):
+            where = f"{field}.tasks[{i}].mounts[{j}]"
+            try:
+                problem = mount_path_problem(substitute(mount.path, variables), job_id, layout)
+            except ValueError as exc:  # VariableError
+                problem = str(exc)
+            if problem:
+                violations.append((f"{where}.path", problem))
+            if (mount.claim or mount.name) in protected_claims:
+                violations.append((f"{where}.claim", f"{mount.claim or mount.name} holds every job's files; "
+                                   "Odin mounts this job's part of it at ${RUN_PATH} and ${WORK_PATH}"))
+    if violations:
+        summary = "; ".join(f"{f}: {d}" for f, d in violations[:3]) + ("; …" if len(violations) > 3 else "")
+        raise InvalidArgument(f"a mount escapes the job's directory: {summary}", violations,
+                              reason="MOUNT_NOT_ALLOWED")
 
 
 def _materialise(work: Path, resolved: ResolvedPipeline) -> None:

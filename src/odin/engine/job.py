@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from odin_scheduler import safe_files
 from odin_scheduler.identity import ANONYMOUS, Caller
 from odin_scheduler.model import Event, Job, JobState, Task
 from odin_scheduler.service import Scheduler
@@ -89,7 +90,9 @@ class JobHandle:
         events = tuple([event async for event in self.events()])
         await self._scheduler.engine.wait_for_attempts(self.id, STOP_TIMEOUT_SECONDS)
         tasks = await self.tasks()
-        logs = {name: _log_tail(self._scheduler.layout.log_file(self.id, name, t.attempt)) for name, t in tasks.items()}
+        layout = self._scheduler.layout
+        logs = {name: _log_tail(layout.attempts_root(), layout.log_file(self.id, name, t.attempt))
+                for name, t in tasks.items()}
         return FinishedJob(await self.job(), tasks, events, logs)
 
     async def close(self, message: str) -> None:
@@ -106,11 +109,11 @@ def to_proto(event: Event) -> scheduler_pb2.JobEvent:
     return convert.event(event)
 
 
-def _log_tail(path: Path) -> str:
+def _log_tail(root: Path, path: Path) -> str:
+    """The last LOG_TAIL_BYTES of a task's log, read without following anything a task planted there."""
     try:
-        with path.open("rb") as log:
-            size = log.seek(0, 2)
-            log.seek(max(0, size - LOG_TAIL_BYTES))
-            return log.read().decode("utf-8", errors="replace")
-    except OSError:
+        size = safe_files.size_of(root, path)
+        data, _ = safe_files.read_at(root, path, max(0, size - LOG_TAIL_BYTES), LOG_TAIL_BYTES)
+    except (OSError, safe_files.UnsafeFile):
         return ""
+    return data.decode("utf-8", errors="replace")

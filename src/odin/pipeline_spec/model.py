@@ -15,6 +15,9 @@ from .graph import dependents_of, topological_order
 DEFAULT_PULL_POLICY = "IfNotPresent"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 DEFAULT_RESOURCE_TYPE = "Pod"
+# Distributed training kinds whose replicas get one GPU each when `num_gpus` is not given (as the original Odin
+# assumed: "in multiworker mode, this is probably what we want"); `num_gpus: 0` turns it off.
+GPU_BY_DEFAULT_KINDS: frozenset[str] = frozenset({"TFJob", "PyTorchJob", "ElasticJob"})
 
 # Every spelling the original registry accepted for a submittable kind.
 RESOURCE_TYPE_ALIASES: Mapping[str, str] = MappingProxyType(

@@ -9,7 +9,7 @@ from typing import Any
 from . import task_fields as tf
 from .errors import Collector
 from .fields import did_you_mean, read_int, read_str, read_str_list, read_str_map
-from .model import KNOWN_TASK_KEYS, TASK_KEY_ALIASES, TaskSpec
+from .model import GPU_BY_DEFAULT_KINDS, KNOWN_TASK_KEYS, RESOURCE_TYPE_ALIASES, TASK_KEY_ALIASES, TaskSpec
 from .variables import template_problems
 from .volumes import parse_config_maps, parse_ephem_volumes, parse_mounts, parse_secrets
 
@@ -49,7 +49,7 @@ def parse_task(raw: Mapping[str, Any], path: str, out: Collector) -> TaskSpec | 
         secrets=parse_secrets(get("secrets"), at("secrets"), out),
         config_maps=parse_config_maps(get("config_maps"), at("config_maps"), out),
         ephem_volumes=ephem,
-        num_gpus=_int_or(get("num_gpus"), at("num_gpus"), out, minimum=0, default=0),
+        num_gpus=_int_or(get("num_gpus"), at("num_gpus"), out, minimum=0, default=_default_gpus(get("resource_type"))),
         num_workers=_int_or(get("num_workers"), at("num_workers"), out, minimum=1, default=1),
         cpu=tf.parse_resources(get("cpu"), at("cpu"), out),
         memory=tf.parse_resources(get("memory"), at("memory"), out),
@@ -91,6 +91,12 @@ def parse_depends(value: object, path: str, out: Collector) -> tuple[str, ...]:
     """Explicit dependencies; a leading ``^`` is allowed and stripped."""
     names = read_str_list(value, path, out)
     return tuple(dict.fromkeys(name.removeprefix("^") for name in names))
+
+
+def _default_gpus(resource_type: object) -> int:
+    """One GPU per replica for the distributed training kinds, none otherwise."""
+    kind = RESOURCE_TYPE_ALIASES.get(resource_type, "") if isinstance(resource_type, str) else ""
+    return 1 if kind in GPU_BY_DEFAULT_KINDS else 0
 
 
 def _int_or(value: object, path: str, out: Collector, *, minimum: int, default: int) -> int:

@@ -18,13 +18,22 @@ from typing import Any, TypeVar
 
 from odin_scheduler.engine import decide
 from odin_scheduler.engine.change import Change
-from odin_scheduler.engine.plan import Rendered, TaskPlan, plans, render, task_ids_variable
+from odin_scheduler.engine.plan import (
+    Rendered,
+    TaskPlan,
+    expand_mount_paths,
+    job_variables,
+    plans,
+    render,
+    task_ids_variable,
+)
 from odin_scheduler.executor.base import (
     Executor,
     Handle,
     Outcome,
     PermanentError,
     Progress,
+    SharedPaths,
     TaskRun,
     TemporaryError,
 )
@@ -387,12 +396,15 @@ class Engine:
     def _task_run(self, view: _View, task: Task, env: Mapping[str, str] | None) -> TaskRun:
         plan = view.plans[task.name]
         rendered = env or render(plan, view.job.id, self.layout, view.task_ids, view.tasks).env
+        job_id, layout = view.job.id, self.layout
+        variables = job_variables(task.name, job_id, layout, view.task_ids)
         return TaskRun(
-            job_id=view.job.id, task=task.name, task_id=task.task_id, attempt=task.attempt,
+            job_id=job_id, task=task.name, task_id=task.task_id, attempt=task.attempt,
             command=task.command, args=task.args, image=task.image, resource_type=task.resource_type,
-            cwd=self.layout.task_dir(view.job.id, task.task_id),
-            attempt_dir=self.layout.attempt_dir(view.job.id, task.name, task.attempt), env=rendered,
-            spec=view.specs.get(task.name, {}), owner=view.job.owner,
+            cwd=layout.task_dir(job_id, task.task_id),
+            attempt_dir=layout.attempt_dir(job_id, task.name, task.attempt), env=rendered,
+            spec=expand_mount_paths(view.specs.get(task.name, {}), variables), owner=view.job.owner,
+            shared=SharedPaths(layout.root, layout.run_path(job_id), layout.work_path(job_id)),
         )  # fmt: skip
 
     # -- what the executor reports ------------------------------------------------------------------------

@@ -8,9 +8,10 @@ when a task is dispatched, references against the stored records of the tasks th
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from odin.pipeline_spec import RetryPolicy, resolve_references, substitute, task_variables
@@ -66,11 +67,7 @@ def render(plan: TaskPlan, job_id: str, layout: Layout, task_ids: str, tasks: Ma
 
     `task_ids` is `${TASK_IDS}` (see `task_ids_variable`), computed once per job.
     """
-    variables = task_variables(
-        plan.name, task_names=(), job_id=job_id, root_path=str(layout.root_path),
-        work_path=str(layout.work_path(job_id)), data_path=str(layout.root), run_path=str(layout.run_path(job_id)),
-    )  # fmt: skip
-    variables["TASK_IDS"] = task_ids
+    variables = job_variables(plan.name, job_id, layout, task_ids)
 
     def lookup(name: str, keys: Sequence[str]) -> Any:
         if name not in tasks:
@@ -87,6 +84,45 @@ def render(plan: TaskPlan, job_id: str, layout: Layout, task_ids: str, tasks: Ma
     except (ValueError, KeyError) as exc:  # VariableError is a ValueError
         raise RenderError(str(exc)) from None
     return Rendered(tuple(command), tuple(args), env)
+
+
+def job_variables(task: str, job_id: str, layout: Layout, task_ids: str = "[]") -> dict[str, str]:
+    """`${VAR}` values of one task of a job under `layout` (`task_ids`: see `task_ids_variable`)."""
+    variables = task_variables(
+        task, task_names=(), job_id=job_id, root_path=str(layout.root_path),
+        work_path=str(layout.work_path(job_id)), data_path=str(layout.root), run_path=str(layout.run_path(job_id)),
+    )  # fmt: skip
+    variables["TASK_IDS"] = task_ids
+    return variables
+
+
+def mount_path_problem(path: str, job_id: str, layout: Layout) -> str:
+    """Why a task's (variable-expanded) mount path is refused; empty when it is fine.
+
+    A mount must be absolute and may not reach into Odin's runs root except strictly inside the job's own
+    `${RUN_PATH}`: over WORK_PATH, ROOT_PATH or another job's directory it would hide or expose what is not its own.
+    """
+    pure = PurePosixPath(path)
+    if not pure.is_absolute():
+        return "must be an absolute path"
+    if ".." in pure.parts:
+        return 'must not contain ".."'
+    normal = PurePosixPath(posixpath.normpath(path))
+    root, run = PurePosixPath(layout.root), PurePosixPath(layout.run_path(job_id))
+    if normal == root or root.is_relative_to(normal):
+        return f"would cover Odin's runs root {root}"
+    if normal.is_relative_to(root) and not (normal.is_relative_to(run) and normal != run):
+        return f"is under Odin's runs root {root} but outside this job's ${{RUN_PATH}}"
+    return ""
+
+
+def expand_mount_paths(task: Mapping[str, Any], variables: Mapping[str, str]) -> Mapping[str, Any]:
+    """The stored task with `${VAR}`s in its `mounts[].path` expanded (CreateJob already checked they expand)."""
+    mounts = task.get("mounts")
+    if not mounts:
+        return task
+    expanded = [{**m, "path": substitute(str(m.get("path", "")), variables)} for m in mounts]
+    return {**task, "mounts": expanded}
 
 
 def task_ids_variable(job_id: str, task_names: Sequence[str]) -> str:

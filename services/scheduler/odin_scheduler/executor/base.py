@@ -1,4 +1,4 @@
-"""The executor interface every backend implements (local processes here; Kubernetes later).
+"""The executor interface every backend implements (local processes, Kubernetes objects, in-memory attempts).
 
 An executor runs one *attempt* of a task. Its `handle` is a small JSON-able mapping the engine
 stores with the task, so that after a scheduler restart `adopt` can find the attempt again.
@@ -36,6 +36,16 @@ class PermanentError(ExecutorError):
 
 
 @dataclass(frozen=True)
+class SharedPaths:
+    """The job's task-visible directories as the engine computed them: a pod mounts `run` (read-write) and `work`
+    (read-only) from the runs volume, whose root is `root`, at these same absolute paths."""
+
+    root: Path
+    run: Path
+    work: Path
+
+
+@dataclass(frozen=True)
 class TaskRun:
     """Everything an executor needs to run one attempt; rebuilt from the store after a restart."""
 
@@ -56,6 +66,7 @@ class TaskRun:
     spec: Mapping[str, Any] = field(default_factory=dict)
     # Who the job belongs to (labels the objects an executor creates).
     owner: str = ""
+    shared: SharedPaths | None = None
 
     @property
     def log_file(self) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -21,6 +20,8 @@ from typing import Any
 
 import psutil
 
+from odin_scheduler import safe_files
+from odin_scheduler.executor import outputs
 from odin_scheduler.executor.base import Handle, NoPlatformHooks, Outcome, PermanentError, TaskRun
 
 log = logging.getLogger("odin.scheduler.local")
@@ -130,15 +131,12 @@ def _outcome(run: TaskRun, code: int | None, returncode: int | None) -> Outcome:
 
 def _with_outputs(run: TaskRun) -> Outcome:
     path = run.attempt_dir / "outputs.json"
-    if not path.exists():
-        return Outcome(True, 0)
     try:
-        outputs = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        return Outcome(False, 0, "InvalidOutputs", f"$ODIN_OUTPUTS is not valid JSON: {exc}", retryable=False)
-    if not isinstance(outputs, dict):
-        return Outcome(False, 0, "InvalidOutputs", "$ODIN_OUTPUTS must hold a JSON object", retryable=False)
-    return Outcome(True, 0, outputs=outputs)
+        data = safe_files.read_bounded(run.attempt_dir, path, outputs.LIMIT_BYTES)
+    except safe_files.UnsafeFile as exc:
+        reason = outputs.REASON_TOO_LARGE if "limit" in str(exc) else outputs.REASON_INVALID
+        return Outcome(False, 0, reason, f"$ODIN_OUTPUTS cannot be read: {exc}", retryable=False)
+    return outputs.succeeded(0, data)
 
 
 def _read_pid(attempt_dir: Path) -> int | None:

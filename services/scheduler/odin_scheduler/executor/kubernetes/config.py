@@ -23,6 +23,9 @@ class KubernetesConfig:
     namespace: str = "default"
     cleanup: CleanupPolicy = CleanupPolicy.DELETE_ON_SUCCESS
     service_account: str = ""
+    # The claim holding the scheduler's run_path: each pod mounts its job's RUN_PATH and WORK_PATH from it by subPath
+    # at the same absolute paths the engine computed. Empty: pods get no shared paths.
+    runs_claim: str = ""
     image_pull_secrets: tuple[str, ...] = ()
     # Added to every pod (e.g. to reach nodes dedicated to Odin); a task may add its own.
     tolerations: tuple[Mapping[str, str], ...] = ()

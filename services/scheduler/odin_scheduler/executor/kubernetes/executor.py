@@ -24,6 +24,7 @@ import urllib3
 from odin.pipeline_spec.errors import Collector
 from odin.pipeline_spec.model import RESOURCE_TYPE_ALIASES, TaskSpec
 from odin.pipeline_spec.task_parser import parse_task
+from odin_scheduler.executor import outputs
 from odin_scheduler.executor.base import (
     ClusterEvent,
     Handle,
@@ -101,6 +102,9 @@ class KubernetesExecutor:
         name = names.object_name(run.job_id, run.task, run.attempt)
         handle = {"kind": key, "name": name, "namespace": self.config.namespace}
         body = handler.build(self._context(run, spec, name))
+        if self.config.runs_claim and run.shared is not None:
+            # The pod mounts RUN_PATH by subPath; made here so it belongs to the scheduler's user, not root.
+            await self._call(run.shared.run.mkdir, parents=True, exist_ok=True)
         self._ensure_watches(handler)
         try:
             created = await self._call(self.api.request, "POST",
@@ -137,9 +141,14 @@ class KubernetesExecutor:
             status = await self._follow(run, handler, namespace, name, logs)
         finally:
             self._cancelled.discard(name)
-        await self._call(logs.finish, self.pods_of(name), handler.replica_label)
+        pods = self.pods_of(name)
+        await self._call(logs.finish, pods, handler.replica_label)
+        outcome = _outcome(status)
+        if outcome.succeeded:
+            obj = self._watch(handler).get(name) or {}
+            outcome = outputs.succeeded(outcome.exit_code or 0, termination_message(*handler.outputs_source(obj, pods)))
         await self._clean_up(handler, namespace, name, status)
-        return _outcome(status)
+        return outcome
 
     async def cancel(self, run: TaskRun, handle: Handle) -> None:
         handler, namespace, name = self._target(handle)
@@ -266,7 +275,7 @@ class KubernetesExecutor:
         labels = names.labels_for(run.job_id, run.task, owner, run.attempt, name)
         annotations = {names.ANNOTATION_TASK_ID: run.task_id, names.ANNOTATION_JOB_ID: run.job_id}
         env = {**run.env, "ODIN_TASK_ID": run.task_id, "ODIN_JOB_ID": run.job_id, "ODIN_ATTEMPT": str(run.attempt)}
-        pod = PodContext(run_name=name, labels=labels, annotations=annotations, env=env)
+        pod = PodContext(run_name=name, labels=labels, annotations=annotations, env=env, shared=run.shared)
         return BuildContext(name=name, namespace=self.config.namespace, spec=spec, pod=pod, config=self.config)
 
     def _pod_path(self) -> str:
@@ -407,6 +416,17 @@ class KubernetesExecutor:
                 await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
             except TemporaryError as exc:
                 log.warning("cleanup of %s %s failed (the sweeper will retry): %s", handler.kind, name, exc)
+
+
+def termination_message(pod: Obj | None, container: str) -> str | None:
+    """The termination message (the outputs file) of `container` in `pod`; None when it left none."""
+    if pod is None:
+        return None
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == container:
+            message = ((status.get("state") or {}).get("terminated") or {}).get("message")
+            return str(message) if message else None
+    return None
 
 
 def _name(obj: Obj) -> str:

@@ -53,6 +53,11 @@ class ResourceHandler:
         """How a pod is named in a multi-pod attempt's log ("worker-1"); the pod name by default."""
         return str(pod["metadata"]["name"])
 
+    def outputs_source(self, obj: Obj, pods: Sequence[Obj]) -> tuple[Obj | None, str]:
+        """The pod and container whose termination message holds the attempt's outputs: the first replica."""
+        ordered = sorted(pods, key=self.replica_label)
+        return (ordered[0] if ordered else None), "main"
+
 
 class PodHandler(ResourceHandler):
     kind, api_version, plural = "Pod", "v1", "pods"
@@ -66,6 +71,9 @@ class PodHandler(ResourceHandler):
 
     def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
         return pod_status(obj)
+
+    def outputs_source(self, obj: Obj, pods: Sequence[Obj]) -> tuple[Obj | None, str]:
+        return obj, "main"
 
 
 class JobHandler(ResourceHandler):
@@ -136,6 +144,13 @@ class TrainingJobHandler(ResourceHandler):
 
     def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
         return training_job_status(obj, pods)
+
+    def outputs_source(self, obj: Obj, pods: Sequence[Obj]) -> tuple[Obj | None, str]:
+        """The first role's first replica (Master, the first Worker, ...) as the roles are declared."""
+        order = {role.name.lower(): i for i, role in enumerate(self.roles)}
+        ordered = sorted(pods, key=lambda pod: (order.get(self.replica_label(pod).rsplit("-", 1)[0], 99),
+                                                self.replica_label(pod)))
+        return (ordered[0] if ordered else None), self.container_name
 
     def replica_label(self, pod: Obj) -> str:
         labels = pod["metadata"].get("labels", {})

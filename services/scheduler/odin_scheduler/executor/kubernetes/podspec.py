@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from odin.pipeline_spec.model import Resources, TaskSpec
+from odin_scheduler.executor.base import SharedPaths
 from odin_scheduler.executor.kubernetes.config import KubernetesConfig
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# Where a container writes its outputs ($ODIN_OUTPUTS): the kubelet hands the file back as the container's
+# termination message when it ends (see executor/outputs.py for the size limit).
+OUTPUTS_PATH = "/dev/termination-log"
+RUNS_VOLUME = "odin-runs"
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,8 @@ class PodContext:
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
     env: Mapping[str, str]  # Odin's variables (ODIN_TASK_ID, ...) on top of the task's env
+    # The job's RUN_PATH and WORK_PATH, mounted from the runs claim (when the executor has one).
+    shared: SharedPaths | None = None
 
 
 def pod_template(spec: TaskSpec, ctx: PodContext, config: KubernetesConfig, *, container_name: str,
@@ -27,10 +34,12 @@ def pod_template(spec: TaskSpec, ctx: PodContext, config: KubernetesConfig, *, c
     """A PodTemplateSpec (metadata + spec) for one replica of the task."""
     pod_spec: dict[str, Any] = {
         "restartPolicy": restart_policy,
-        "containers": [container(spec, ctx, container_name, gpus)],
+        "containers": [container(spec, ctx, container_name, gpus, runs=_runs_mounts(ctx, config))],
         "enableServiceLinks": False,
     }
     volumes = _volumes(spec)
+    if config.runs_claim and ctx.shared is not None:
+        volumes.append({"name": RUNS_VOLUME, "persistentVolumeClaim": {"claimName": config.runs_claim}})
     if volumes:
         pod_spec["volumes"] = volumes
     if spec.node_selector:
@@ -47,12 +56,16 @@ def pod_template(spec: TaskSpec, ctx: PodContext, config: KubernetesConfig, *, c
     return {"metadata": {"labels": dict(ctx.labels), "annotations": dict(ctx.annotations)}, "spec": pod_spec}
 
 
-def container(spec: TaskSpec, ctx: PodContext, name: str, gpus: int) -> dict[str, Any]:
+def container(spec: TaskSpec, ctx: PodContext, name: str, gpus: int,
+              runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "name": name,
         "image": spec.image,
         "imagePullPolicy": spec.pull_policy,
-        "env": [{"name": k, "value": v} for k, v in {**spec.env, **ctx.env}.items()],
+        "env": [{"name": k, "value": v} for k, v in {**spec.env, **ctx.env, "ODIN_OUTPUTS": OUTPUTS_PATH}.items()],
+        "terminationMessagePath": OUTPUTS_PATH,
+        # Never the log's tail instead: outputs come from the file or not at all.
+        "terminationMessagePolicy": "File",
     }
     if spec.command:
         result["command"] = list(spec.command)
@@ -61,10 +74,23 @@ def container(spec: TaskSpec, ctx: PodContext, name: str, gpus: int) -> dict[str
     resources = _resources(spec.cpu, spec.memory, gpus)
     if resources:
         result["resources"] = resources
-    mounts = _volume_mounts(spec)
+    mounts = [*(runs or []), *_volume_mounts(spec)]
     if mounts:
         result["volumeMounts"] = mounts
     return result
+
+
+def _runs_mounts(ctx: PodContext, config: KubernetesConfig) -> list[dict[str, Any]]:
+    """The job's RUN_PATH (read-write) and WORK_PATH (read-only) at the paths the engine computed, each by subPath
+    of the runs claim: a pod sees its own job's files and nothing else of the volume."""
+    shared = ctx.shared
+    if not config.runs_claim or shared is None:
+        return []
+    return [
+        {"name": RUNS_VOLUME, "mountPath": str(shared.run), "subPath": str(shared.run.relative_to(shared.root))},
+        {"name": RUNS_VOLUME, "mountPath": str(shared.work), "subPath": str(shared.work.relative_to(shared.root)),
+         "readOnly": True},
+    ]
 
 
 def _resources(cpu: Resources, memory: Resources, gpus: int) -> dict[str, dict[str, str]]:

@@ -69,9 +69,8 @@ def pod_failure(pod: Obj) -> Status:
         if code not in (None, 0):
             container_reason = terminated.get("reason") or "Error"
             reason = "OOMKilled" if container_reason == "OOMKilled" else "NonZeroExit"
+            # terminated.message is the outputs file ($ODIN_OUTPUTS), not an error text: it is not repeated here.
             message = f"container {state.get('name')} exited with status {code} ({container_reason})"
-            if terminated.get("message"):
-                message += f": {terminated['message']}"
             return Status(Phase.FAILED, reason, message, exit_code=int(code))
     reason = status.get("reason") or "PodFailed"
     return Status(Phase.FAILED, reason, status.get("message") or f"the pod failed ({reason})")
