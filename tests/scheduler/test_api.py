@@ -75,11 +75,11 @@ def test_bad_pipelines_are_invalid_argument_with_field_paths_and_store_nothing(
     violations = field_violations(caught.value)
     assert any(f.startswith(BAD_PIPELINES[main_yml]) for f in violations), violations
     assert stub.ListJobs(pb.ListJobsRequest(include_total_size=True), timeout=5).total_size == 0
-    assert not [p for p in (state_dir / "runs").glob("*") if p.name != ".odin"] or _only_empty(state_dir / "runs")
+    assert not [p for p in (state_dir / "runs").glob("*") if p.name != ".pipelines"] or _only_empty(state_dir / "runs")
 
 
 def _only_empty(runs: Path) -> bool:
-    return all(not any(p.iterdir()) for p in runs.glob("**/") if p != runs and p.name in (".pipelines", ".odin"))
+    return all(not any(p.iterdir()) for p in runs.glob("**/") if p != runs and p.name == ".pipelines")
 
 
 BAD_REQUESTS = [

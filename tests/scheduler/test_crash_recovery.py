@@ -99,7 +99,7 @@ def _store_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
 
 def _long_exited(state_dir: Path, job: str) -> bool:
     job_id = job.removeprefix("jobs/")
-    return (state_dir / "runs" / ".odin" / job_id / "long" / "1" / "exitcode").exists()
+    return (state_dir / "runs-state" / "attempts" / job_id / "long" / "1" / "exitcode").exists()
 
 
 def _until(check: Callable[[], bool], timeout: float = 20.0) -> None:

@@ -508,10 +508,12 @@ def _established(crd: dict[str, Any]) -> bool:
 
 _CORE_PLURALS = {"Namespace": "namespaces", "Node": "nodes", "ServiceAccount": "serviceaccounts",
                  "Secret": "secrets", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
+                 "PersistentVolume": "persistentvolumes",
                  "Pod": "pods", "Role": "roles", "RoleBinding": "rolebindings", "ClusterRole": "clusterroles",
                  "ClusterRoleBinding": "clusterrolebindings", "Job": "jobs",
                  "CustomResourceDefinition": "customresourcedefinitions"}
-_CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+_CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                   "PersistentVolume"}
 
 
 def _collection_path(obj: dict[str, Any], default_namespace: str) -> str:
@@ -522,6 +524,24 @@ def _collection_path(obj: dict[str, Any], default_namespace: str) -> str:
         return f"{prefix}/{plural}"
     namespace = obj["metadata"].get("namespace", default_namespace)
     return f"{prefix}/namespaces/{namespace}/{plural}"
+
+
+def hostpath_claim(cluster: KubeCluster, name: str, path: Path) -> None:
+    """A ReadWriteMany claim `name` in the task namespace, bound to a hostPath volume at `path` on the node."""
+    path.mkdir(parents=True, exist_ok=True)
+    volume = f"{cluster.namespace}-{name}"
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": volume},
+                   "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
+                            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                            "claimRef": {"namespace": cluster.namespace, "name": name},
+                            "hostPath": {"path": str(path), "type": "Directory"}}})
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": name, "namespace": cluster.namespace},
+                   "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume,
+                            "resources": {"requests": {"storage": "10Gi"}}}})
+    cluster._poll(lambda: cluster.request(  # noqa: SLF001
+        "GET", f"/api/v1/namespaces/{cluster.namespace}/persistentvolumeclaims/{name}")["status"].get("phase")
+        == "Bound", 30, f"claim {name}")
 
 
 def test_nodes() -> list[dict[str, Any]]:

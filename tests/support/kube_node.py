@@ -44,6 +44,9 @@ POD_SUBNET = "10.88.0.0/16"
 KUBELET_PORT = 10250
 PAUSE_IMAGE = "odin.local/pause:1"
 PYTHON_IMAGE = "odin.local/python:3"
+# Names pipelines use for a Python image, served from the local one (IfNotPresent finds them; nothing is pulled):
+# examples/hello runs unchanged on the node. The local image is Debian's python3 (3.11), not the named tag.
+IMAGE_ALIASES = ("docker.io/library/python:3.12-slim",)
 IMAGES_COMMAND = "tools/images/build.sh  (or scripts/setup)"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 # Advertised on the node so GPU-requesting pods schedule; there is no GPU (simulated hardware, named as such).
@@ -244,6 +247,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
                 from support.kube import ClusterError
 
                 raise ClusterError(f"ctr images import {image}: {result.stderr.decode(errors='replace')}")
+        for alias in IMAGE_ALIASES:
+            self._ctr("images", "tag", "--force", PYTHON_IMAGE, alias)
 
     def _start_kubelet(self) -> None:
         cluster, base = self.cluster, self.root / "kubelet"
