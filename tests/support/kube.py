@@ -250,18 +250,19 @@ class KubeCluster:
         self._start_forwarders()
         self._define_components()
         for name in ("etcd", "kube-apiserver"):
-            self._launch(name)
+            self.launch(name)
         self.wait_ready()
         self.timings["apiserver_ready_s"] = time.monotonic() - started
         for name in ("kube-controller-manager", "kube-scheduler"):
-            self._launch(name)
+            self.launch(name)
         self._install_objects()
         if self.node_kind == "real":
             self.real_node = kube_node.RealNode(self, self.binaries)
             self.real_node.start()
             self.real_node.wait_ready()
+            self.real_node.start_training_operator()
         else:
-            self._launch("kwok")
+            self.launch("kwok")
             self._wait_nodes_ready()
         self._wait_default_service_account()
         self.timings["ready_s"] = time.monotonic() - started
@@ -278,7 +279,7 @@ class KubeCluster:
     def restart_apiserver(self) -> None:
         """Stops and restarts kube-apiserver: every open watch breaks."""
         _stop_process(self.components["kube-apiserver"].process)
-        self._launch("kube-apiserver")
+        self.launch("kube-apiserver")
         self.wait_ready()
 
     def compact_etcd(self) -> int:
@@ -419,7 +420,7 @@ class KubeCluster:
         for name, argv in specs.items():
             self.components[name] = _Component(name, argv, logs / f"{name}.log")
 
-    def _launch(self, name: str) -> None:
+    def launch(self, name: str) -> None:
         component = self.components[name]
         with component.log_path.open("ab") as log:
             component.process = subprocess.Popen(self.netns_argv(component.argv), stdout=log, stderr=log,
@@ -434,7 +435,7 @@ class KubeCluster:
                 raise ClusterError(f"{component.name} exited with {component.process.returncode}:\n"
                                    f"{component.log_tail()}")
 
-    def _poll(self, check: Any, timeout: float, what: str) -> Any:
+    def poll(self, check: Any, timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
@@ -449,7 +450,7 @@ class KubeCluster:
             time.sleep(0.1)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        self._poll(lambda: self.request("GET", "/readyz") == "ok", timeout, "kube-apiserver")
+        self.poll(lambda: self.request("GET", "/readyz") == "ok", timeout, "kube-apiserver")
 
     def _write_kwok_config(self) -> Path:
         log_file = self.workdir / "container.log"
@@ -467,7 +468,10 @@ class KubeCluster:
         return path
 
     def _install_objects(self) -> None:
-        for crd in yaml.safe_load_all((MANIFESTS / "kubeflow-crds.yaml").read_text()):
+        # The real node runs the real training operator, with its own CRDs; kwok needs only the kinds' shapes.
+        crds = (kube_node.training_operator_crds() if self.node_kind == "real"
+                else list(yaml.safe_load_all((MANIFESTS / "kubeflow-crds.yaml").read_text())))
+        for crd in crds:
             if crd:
                 self.apply(crd)
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
@@ -475,12 +479,12 @@ class KubeCluster:
             self.apply(obj)
         for node in test_nodes() if self.node_kind == "kwok" else []:
             self.apply(node)
-        for crd in ("tfjobs", "pytorchjobs", "mpijobs"):
-            self._poll(lambda crd=crd: _established(self.request(
+        for crd in ("tfjobs", "pytorchjobs") if self.node_kind == "real" else ("tfjobs", "pytorchjobs", "mpijobs"):
+            self.poll(lambda crd=crd: _established(self.request(
                 "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.kubeflow.org")),
                 30, f"CRD {crd}")
         # kwok reads the kinds' schemas from the OpenAPI v3 document, which lags a moment behind Established.
-        self._poll(lambda: "apis/kubeflow.org/v1" in self.request("GET", "/openapi/v3").get("paths", {}),
+        self.poll(lambda: "apis/kubeflow.org/v1" in self.request("GET", "/openapi/v3").get("paths", {}),
                    30, "OpenAPI of kubeflow.org/v1")
 
     def _wait_nodes_ready(self) -> None:
@@ -493,17 +497,17 @@ class KubeCluster:
                                   for c in n.get("status", {}).get("conditions", []))}
             return names <= ready_names
 
-        self._poll(ready, 60, "kwok nodes")
+        self.poll(ready, 60, "kwok nodes")
 
     def _wait_default_service_account(self) -> None:
         # Pod admission needs the namespace's `default` service account, which the controller-manager creates.
-        self._poll(lambda: self.request("GET", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default"),
+        self.poll(lambda: self.request("GET", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/default"),
                    60, "default service account")
 
 
 def _established(crd: dict[str, Any]) -> bool:
     return any(c["type"] == "Established" and c["status"] == "True"
-               for c in crd.get("status", {}).get("conditions", []))
+               for c in (crd.get("status") or {}).get("conditions") or [])
 
 
 _CORE_PLURALS = {"Namespace": "namespaces", "Node": "nodes", "ServiceAccount": "serviceaccounts",
@@ -513,7 +517,7 @@ _CORE_PLURALS = {"Namespace": "namespaces", "Node": "nodes", "ServiceAccount": "
                  "ClusterRoleBinding": "clusterrolebindings", "Job": "jobs",
                  "CustomResourceDefinition": "customresourcedefinitions"}
 _CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PersistentVolume"}
+                   "PersistentVolume", "ValidatingWebhookConfiguration"}
 
 
 def _collection_path(obj: dict[str, Any], default_namespace: str) -> str:
@@ -539,7 +543,7 @@ def hostpath_claim(cluster: KubeCluster, name: str, path: Path) -> None:
                    "metadata": {"name": name, "namespace": cluster.namespace},
                    "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": volume,
                             "resources": {"requests": {"storage": "10Gi"}}}})
-    cluster._poll(lambda: cluster.request(  # noqa: SLF001
+    cluster.poll(lambda: cluster.request(
         "GET", f"/api/v1/namespaces/{cluster.namespace}/persistentvolumeclaims/{name}")["status"].get("phase")
         == "Bound", 30, f"claim {name}")
 

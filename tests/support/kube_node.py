@@ -2,8 +2,9 @@
 
 Everything runs inside the cluster's network namespace, which has loopback, a veth pair whose one end carries the
 node's address (10.255.0.1, reachable only inside the namespace) and a default route into it, where anything not
-meant for the namespace is dropped (the other end has no address and nothing forwards). Pods get their own network namespaces from the Debian CNI
-plugins (bridge `odin0` + host-local IPAM on 10.88.0.0/16), bridged only to the cluster's namespace.
+meant for the namespace is dropped (the other end has no address and nothing forwards). Pods get their own network
+namespaces from the Debian CNI plugins (bridge `odin0` + host-local IPAM on 10.88.0.0/16), bridged only to the
+cluster's namespace.
 
 Why these settings (found on this machine, a VM with cgroup v1 in hybrid mode):
 - The node processes enter the namespace with `nsenter --net` and stay in the host's mount namespace:
@@ -22,6 +23,7 @@ Why these settings (found on this machine, a VM with cgroup v1 in hybrid mode):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -49,8 +51,21 @@ PYTHON_IMAGE = "odin.local/python:3"
 IMAGE_ALIASES = ("docker.io/library/python:3.12-slim",)
 IMAGES_COMMAND = "tools/images/build.sh  (or scripts/setup)"
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+OPERATOR_NAMESPACE = "kubeflow"
+OPERATOR_SERVICE = "training-operator"
+WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # fixed in the operator (controller-runtime's default)
 # Advertised on the node so GPU-requesting pods schedule; there is no GPU (simulated hardware, named as such).
 SIMULATED_GPUS = "4"
+
+
+def training_operator_dir() -> Path:
+    from support.kube import _VERSIONS, tools_dir
+
+    return tools_dir() / f"training-operator-{_VERSIONS['TRAINING_OPERATOR_VERSION'].strip()}"
+
+
+def training_operator_crds() -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text()) for path in sorted((training_operator_dir() / "crds").glob("*.yaml"))]
 
 
 def images_dir() -> Path:
@@ -73,6 +88,8 @@ def node_binaries() -> tuple[dict[str, Path], list[str]]:
         missing.append("CNI plugins (apt-get install containernetworking-plugins, or run scripts/setup)")
     else:
         found["cni"] = cni
+    if not (training_operator_dir() / "training-operator").is_file():
+        missing.append(f"{training_operator_dir()}/training-operator (run tools/kube/build.sh, or scripts/setup)")
     for image in ("pause.tar", "python.tar"):
         if not (images_dir() / image).is_file():
             missing.append(f"{images_dir() / image} (run {IMAGES_COMMAND})")
@@ -122,10 +139,43 @@ class RealNode:
             node = self.cluster.request("GET", f"/api/v1/nodes/{NODE_NAME}")
             return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
 
-        self.cluster._poll(ready, timeout, f"real node {NODE_NAME}")  # noqa: SLF001 - the cluster's own poller
+        self.cluster.poll(ready, timeout, f"real node {NODE_NAME}")
         # Extended resources are advertised by patching the node's status (no device plugin: no GPU here).
         self.cluster.request_patch(f"/api/v1/nodes/{NODE_NAME}/status",
                                    {"status": {"capacity": {"nvidia.com/gpu": SIMULATED_GPUS}}})
+
+    def start_training_operator(self) -> None:
+        """The Kubeflow training operator (TFJob, PyTorchJob and elastic PyTorchJob controllers) in the namespace.
+
+        Its webhook certificates normally arrive through a mounted Secret: here a CA and serving certificate of
+        ten years (the operator's cert rotator renews anything closer to expiry than 90 days, which would never
+        match what it reads from disk) go into the Secret and into a tmpfs mounted, in the operator's own mount
+        namespace (`ip netns exec` makes one), at the fixed path it reads. The apiserver cannot reach the webhook
+        (no cluster DNS in the test cluster), so the webhook registration is kept with `failurePolicy: Ignore`:
+        validation is skipped, the controllers are real.
+        """
+        cluster = self.cluster
+        certs = self.root / "training-operator-certs"
+        _write_webhook_certs(certs, f"{OPERATOR_SERVICE}.{OPERATOR_NAMESPACE}.svc")
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
+        cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                       "metadata": {"name": "training-operator-webhook-cert", "namespace": OPERATOR_NAMESPACE},
+                       "data": {name: base64.b64encode((certs / name).read_bytes()).decode()
+                                for name in ("ca.crt", "ca.key", "tls.crt", "tls.key")}})
+        cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                       "metadata": {"name": "validator.training-operator.kubeflow.org"},
+                       "webhooks": [_webhook(kind) for kind in ("pytorchjob", "tfjob")]})
+        Path(WEBHOOK_CERT_DIR).mkdir(parents=True, exist_ok=True)  # the mount point (stays empty on the host)
+        operator = training_operator_dir() / "training-operator"
+        script = (f"mount -t tmpfs odin-webhook-certs {WEBHOOK_CERT_DIR} && cp {certs}/tls.crt {certs}/tls.key "
+                  f"{WEBHOOK_CERT_DIR}/ && exec {operator} --kubeconfig={cluster.workdir / 'inside.kubeconfig'} "
+                  "--enable-scheme=pytorchjob --enable-scheme=tfjob --metrics-bind-address=127.0.0.1:18080 "
+                  "--health-probe-bind-address=127.0.0.1:18081 --webhook-server-port=19443 --zap-devel=false")
+        from support.kube import _Component
+
+        component = _Component("training-operator", ["sh", "-c", script], self.log_path("training-operator"))
+        cluster.components["training-operator"] = component
+        cluster.launch("training-operator")
 
     def stop(self) -> None:
         """Kills every container of the node, then the node's processes; unmounts what they mounted."""
@@ -234,7 +284,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     max_conf_num = 1
 """)
         self._launch("containerd", [str(self.binaries["containerd"]), "--config", str(config)])
-        self.cluster._poll(lambda: self._ctr("version").returncode == 0, 30, "containerd")  # noqa: SLF001
+        self.cluster.poll(lambda: self._ctr("version").returncode == 0, 30, "containerd")
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run([str(self.binaries["ctr"]), "--address", str(self.socket), "--namespace", "k8s.io",
@@ -331,6 +381,52 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
                     directory.rmdir()
             with contextlib.suppress(OSError):
                 own.rmdir()
+
+
+def _webhook(kind: str) -> dict[str, Any]:
+    return {"name": f"validator.{kind}.training-operator.kubeflow.org", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": OPERATOR_SERVICE, "namespace": OPERATOR_NAMESPACE,
+                                         "path": f"/validate-kubeflow-org-v1-{kind}", "port": 443}},
+            "failurePolicy": "Ignore", "timeoutSeconds": 2, "sideEffects": "None",
+            "rules": [{"apiGroups": ["kubeflow.org"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": [f"{kind}s"]}]}
+
+
+def _write_webhook_certs(directory: Path, dns_name: str) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+    ten_years = now + datetime.timedelta(days=3650)
+    ca_key, key = rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odin-test-webhook-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(ten_years).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(ten_years)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+
+    def pem_key(k: rsa.RSAPrivateKey) -> bytes:
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                               serialization.NoEncryption())
+
+    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "ca.key").write_bytes(pem_key(ca_key))
+    (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(pem_key(key))
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -2,6 +2,7 @@
 # Builds the test cluster's control plane from Go modules into a cache outside the repository:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet  (k8s.io/kubernetes, via the wrapper module here)
 #   kwok                                                     (sigs.k8s.io/kwok)
+#   training-operator + its CRDs                             (github.com/kubeflow/training-operator, v1 kinds)
 # Idempotent: a binary already in the cache is not rebuilt. Binaries are never committed.
 #   ODIN_KUBE_TOOLS  cache root (default ~/.cache/odin-tools/kube); binaries land in <root>/<KUBE_VERSION>/
 set -euo pipefail
@@ -22,7 +23,10 @@ done
 kwok_stamp="$dest/kwok.version"
 need_kwok=1
 if [ -x "$dest/kwok" ] && [ "$(cat "$kwok_stamp" 2>/dev/null)" = "$KWOK_VERSION" ]; then need_kwok=0; fi
-if [ ${#missing[@]} -eq 0 ] && [ $need_kwok -eq 0 ]; then
+to_dir="$dest/training-operator-$TRAINING_OPERATOR_VERSION"
+need_to=1
+if [ -x "$to_dir/training-operator" ] && [ -f "$to_dir/crds/kubeflow.org_pytorchjobs.yaml" ]; then need_to=0; fi
+if [ ${#missing[@]} -eq 0 ] && [ $need_kwok -eq 0 ] && [ $need_to -eq 0 ]; then
   echo "kube tools: cached in $dest"
   exit 0
 fi
@@ -47,5 +51,17 @@ if [ $need_kwok -eq 1 ]; then
     go install -trimpath -ldflags='-s -w' "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
   mv "$scratch/kwok" "$dest/kwok"
   echo "$KWOK_VERSION" > "$kwok_stamp"
+fi
+if [ $need_to -eq 1 ]; then
+  echo "kube tools: building the Kubeflow training operator $TRAINING_OPERATOR_VERSION"
+  module="github.com/kubeflow/training-operator@$TRAINING_OPERATOR_VERSION"
+  (cd "$scratch" && GOBIN="$scratch" GOFLAGS=-mod=mod nice -n 10 \
+    go install -trimpath -ldflags='-s -w' "github.com/kubeflow/training-operator/cmd/training-operator.v1@$TRAINING_OPERATOR_VERSION")
+  source_dir="$(cd "$scratch" && GOFLAGS=-mod=mod go mod download -json "$module" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$scratch/to/crds"
+  cp "$source_dir"/manifests/base/crds/kubeflow.org_{tfjobs,pytorchjobs}.yaml "$scratch/to/crds/"
+  mv "$scratch/training-operator.v1" "$scratch/to/training-operator"
+  rm -rf "$to_dir"
+  mv "$scratch/to" "$to_dir"
 fi
 echo "kube tools: built in $((SECONDS - start))s into $dest"
