@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from odin_scheduler.executor.base import TaskRun
+from odin_scheduler.executor.base import SharedPaths, TaskRun
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.config import KubernetesConfig
-from odin_scheduler.executor.kubernetes.executor import KubernetesExecutor
+from odin_scheduler.executor.kubernetes.executor import KubernetesExecutor, termination_message
 from odin_scheduler.executor.kubernetes.handlers import HANDLERS
 from odin_scheduler.executor.kubernetes.status import Phase, job_status, pod_status, training_job_status
 
@@ -194,3 +194,75 @@ def test_the_spec_is_read_back_from_the_stored_job_spec() -> None:
     spec = default_spec(rendered)
     assert (spec.command, spec.args, spec.env) == (("python3",), ("train.py", "--epochs", "3"), {"EPOCHS": "4"})
     assert (spec.num_gpus, spec.mounts) == (FULL_SPEC.num_gpus, FULL_SPEC.mounts)
+
+
+# -- the data plane: shared paths and outputs ---------------------------------------------------------------------
+
+def build_with_shared(resource_type: str = "Pod", **config: Any) -> dict[str, Any]:
+    shared = SharedPaths(Path("/srv/runs"), Path("/srv/runs/j-1a2b"), Path("/srv/runs/.pipelines/j-1a2b"))
+    executor = KubernetesExecutor(KubernetesConfig(namespace="tasks", **config), api=object(),  # type: ignore[arg-type]
+                                  spec_of=lambda run: FULL_SPEC)
+    run = replace(run_of(resource_type), shared=shared)
+    _, handler = executor._handler(resource_type)
+    return handler.build(executor._context(run, FULL_SPEC, names.object_name(run.job_id, run.task, run.attempt)))
+
+
+def test_each_pod_mounts_only_its_jobs_run_path_rw_and_work_path_ro_from_the_runs_claim() -> None:
+    pod = build_with_shared(runs_claim="odin-data")["spec"]
+    assert {"name": "odin-runs", "persistentVolumeClaim": {"claimName": "odin-data"}} in pod["volumes"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "odin-runs"}
+    assert mounts == {
+        "/srv/runs/j-1a2b": {"name": "odin-runs", "mountPath": "/srv/runs/j-1a2b", "subPath": "j-1a2b"},
+        "/srv/runs/.pipelines/j-1a2b": {"name": "odin-runs", "mountPath": "/srv/runs/.pipelines/j-1a2b",
+                                        "subPath": ".pipelines/j-1a2b", "readOnly": True}}
+
+
+def test_without_a_runs_claim_pods_get_no_shared_paths() -> None:
+    pod = build_with_shared()["spec"]
+    assert all(v["name"] != "odin-runs" for v in pod["volumes"])
+    assert all(m["name"] != "odin-runs" for m in pod["containers"][0]["volumeMounts"])
+
+
+@pytest.mark.parametrize("resource_type", ["Pod", "Job", "PyTorchJob", "TFJob", "ElasticJob"])
+def test_outputs_travel_as_the_termination_message_never_the_logs_tail(resource_type: str) -> None:
+    for container in containers(build_with_shared(resource_type, runs_claim="odin-data")):
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["ODIN_OUTPUTS"] == container["terminationMessagePath"] == "/dev/termination-log"
+        assert container["terminationMessagePolicy"] == "File"
+
+
+def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if obj["kind"] == "Pod":
+        return list(obj["spec"]["containers"])
+    if obj["kind"] == "Job":
+        return list(obj["spec"]["template"]["spec"]["containers"])
+    replicas = next(v for k, v in obj["spec"].items() if k.endswith("ReplicaSpecs"))
+    return [c for r in replicas.values() for c in r["template"]["spec"]["containers"]]
+
+
+def finished_pod(name: str, container: str, message: str | None,
+                 labels: dict[str, str] | None = None) -> dict[str, Any]:
+    terminated: dict[str, Any] = {"exitCode": 0, "reason": "Completed"}
+    if message is not None:
+        terminated["message"] = message
+    return {"metadata": {"name": name, "labels": labels or {}},
+            "status": {"phase": "Succeeded",
+                       "containerStatuses": [{"name": container, "state": {"terminated": terminated}}]}}
+
+
+def test_outputs_come_from_the_first_replica_of_the_first_role() -> None:
+    handler = HANDLERS["PyTorchJob"]
+    role = "training.kubeflow.org/replica-type"
+    index = "training.kubeflow.org/replica-index"
+    pods = [finished_pod("w1", "pytorch", '{"who": "worker-1"}', {role: "worker", index: "1"}),
+            finished_pod("m0", "pytorch", '{"who": "master-0"}', {role: "master", index: "0"}),
+            finished_pod("w0", "pytorch", '{"who": "worker-0"}', {role: "worker", index: "0"})]
+    assert termination_message(*handler.outputs_source({}, pods)) == '{"who": "master-0"}'
+    elastic = HANDLERS["ElasticJob"]
+    assert termination_message(*elastic.outputs_source({}, [pods[0], pods[2]])) == '{"who": "worker-0"}'
+    job = HANDLERS["Job"]
+    indexed = [finished_pod(f"p{i}", "main", f'{{"i": {i}}}', {"batch.kubernetes.io/job-completion-index": str(i)})
+               for i in (2, 0, 1)]
+    assert termination_message(*job.outputs_source({}, indexed)) == '{"i": 0}'
+    pod = finished_pod("p", "main", None)
+    assert termination_message(*HANDLERS["Pod"].outputs_source(pod, [pod])) is None

@@ -295,3 +295,14 @@ def test_command_and_args_forms() -> None:
 def test_raw_mapping_kept() -> None:
     raw = task("a", id="x")
     assert dict(load_pipeline({"tasks": [raw]}).tasks[0].raw) == raw
+
+
+@pytest.mark.parametrize(("resource_type", "gpus"), [
+    ("TFJob", 1), ("PyTorchJob", 1), ("ElasticJob", 1), ("pytorchelastic", 1), ("MPIJob", 0), ("Pod", 0), ("Job", 0),
+])
+def test_distributed_kinds_get_one_gpu_per_replica_unless_num_gpus_says_otherwise(resource_type: str,
+                                                                                   gpus: int) -> None:
+    spec = load_pipeline({"tasks": [task("t", resource_type=resource_type)]})
+    assert spec.tasks[0].num_gpus == gpus
+    explicit = load_pipeline({"tasks": [task("t", resource_type=resource_type, num_gpus=0)]})
+    assert explicit.tasks[0].num_gpus == 0

@@ -5,6 +5,7 @@ volume), so a task could plant a symlink, a FIFO or a huge sparse file where a l
 walks the path from a trusted root one component at a time with O_NOFOLLOW (a symlink anywhere on the way is
 refused, not followed), opens the last component non-blocking (a FIFO cannot hang the reader) and accepts only a
 regular file. Sizes are checked on the open descriptor, so nothing can be swapped in between check and read.
+Messages name the file by its path under the root only: callers may see them, and the root is the scheduler's.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ def _parts(root: Path, path: Path) -> tuple[str, ...]:
     try:
         relative = PurePosixPath(path.relative_to(root))
     except ValueError:
-        raise UnsafeFile(f"{path} is not under {root}") from None
+        raise UnsafeFile(f"{path.name} is outside its root") from None
     parts = relative.parts
     if not parts or any(p in ("..", ".", "") for p in parts):
-        raise UnsafeFile(f"{path} is not a file under {root}")
+        raise UnsafeFile(f"{relative} is not a file under its root")
     return parts
 
 
@@ -44,12 +45,13 @@ def open_regular(root: Path, path: Path) -> Iterator[int]:
     fds: list[int] = []
     try:
         fds.append(os.open(root, _DIR_FLAGS))
+        shown = "/".join(parts)
         for part in parts[:-1]:
-            fds.append(_open_at(part, fds[-1], _DIR_FLAGS, path))
-        fd = _open_at(parts[-1], fds[-1], _FILE_FLAGS, path)
+            fds.append(_open_at(part, fds[-1], _DIR_FLAGS, shown))
+        fd = _open_at(parts[-1], fds[-1], _FILE_FLAGS, shown)
         fds.append(fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafeFile(f"{path} is not a regular file")
+            raise UnsafeFile(f"{shown} is not a regular file")
         os.set_blocking(fd, True)
         yield fd
     finally:
@@ -57,12 +59,12 @@ def open_regular(root: Path, path: Path) -> Iterator[int]:
             os.close(opened)
 
 
-def _open_at(name: str, dir_fd: int, flags: int, whole: Path) -> int:
+def _open_at(name: str, dir_fd: int, flags: int, whole: str) -> int:
     try:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            raise FileNotFoundError(errno.ENOENT, "no such file", str(whole)) from None
+            raise FileNotFoundError(errno.ENOENT, "no such file", whole) from None
         # ELOOP: a symlink; ENOTDIR: a file or link where a directory should be; ENXIO: a socket.
         raise UnsafeFile(f"{whole} is not a regular file under its root ({os.strerror(exc.errno or 0)})") from None
 
