@@ -90,9 +90,10 @@ def test_dev_postgres_and_agents_run(dev_applied: Kubectl) -> None:
 
 def test_dev_claims_are_bound(dev_applied: Kubectl) -> None:
     def bound() -> bool:
+        # odin: pipelines repo, postgres data, scheduler runs and state; odin-tasks: the tasks' runs claim.
         claims = [*dev_applied.json("get", "pvc", "-n", "odin")["items"],
                   *dev_applied.json("get", "pvc", "-n", TASKS)["items"]]
-        return len(claims) == 4 and all(c["status"].get("phase") == "Bound" for c in claims)
+        return len(claims) == 5 and all(c["status"].get("phase") == "Bound" for c in claims)
 
     assert_eventually(bound, timeout=30, interval=0.5, what="every claim Bound")
     runs = dev_applied.json("get", "pv", "odin-dev-runs")

@@ -45,7 +45,8 @@ def test_overlay_has_the_whole_suite(rendered: dict[str, Objects], overlay: str)
     objs = rendered[overlay]
     assert set(_by_kind(objs, "Deployment")) == SERVICES | {"odin-gateway"}
     assert set(_by_kind(objs, "DaemonSet")) == {"odin-midgard-agent"}
-    assert set(_by_kind(objs, "PersistentVolumeClaim")) == {"odin-pipelines-repo", "odin-runs", "odin-data"}
+    assert set(_by_kind(objs, "PersistentVolumeClaim")) == {"odin-pipelines-repo", "odin-runs", "odin-data",
+                                                                 "odin-scheduler-state"}
     assert set(_by_kind(objs, "PodDisruptionBudget")) == SERVICES | {"odin-gateway"}
     postgres = _by_kind(objs, "StatefulSet")
     assert set(postgres) == ({"odin-postgres"} if overlay == "dev" else set()), "PostgreSQL in-cluster only for dev"
