@@ -158,7 +158,7 @@ class TaskSpec:
     node_selector: Mapping[str, str] = field(default_factory=_empty_map)
     resource_type: str = DEFAULT_RESOURCE_TYPE
     inputs: tuple[str, ...] = ()
-    # None means "not set". Stored as the original's key; nothing caches on it yet (issue: output caching).
+    # None means "not set". Stored as the original's key; the scheduler does not use it.
     outputs: tuple[str, ...] | Mapping[str, str] | None = None
     env: Mapping[str, str] = field(default_factory=_empty_map)
     retries: RetryPolicy = RetryPolicy()
