@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.support.waiting import assert_eventually, assert_eventually_async
+from support.waiting import assert_eventually, assert_eventually_async
 
 
 def test_a_check_that_raises_before_it_holds_is_retried() -> None:
