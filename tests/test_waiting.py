@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from support.waiting import assert_eventually, assert_eventually_async
 
 

@@ -111,6 +111,10 @@ ALLOWED = [
     *[(SCHEDULER, verb, "jobs.batch", TASKS) for verb in ("create", "get", "list", "watch", "delete")],
     *[(SCHEDULER, verb, f"{kind}.kubeflow.org", TASKS) for kind in ("tfjobs", "pytorchjobs", "mpijobs")
       for verb in ("create", "get", "list", "watch", "delete")],
+    *[(SCHEDULER, verb, kind, TASKS) for kind in ("jobsets.jobset.x-k8s.io", "trainjobs.trainer.kubeflow.org")
+      for verb in ("create", "get", "list", "watch", "delete")],
+    *[(SCHEDULER, verb, f"{kind}.kueue.x-k8s.io", TASKS) for kind in ("workloads", "localqueues")
+      for verb in ("get", "list", "watch")],
     # midgard finds its agents; an agent names the pods of its node's GPU processes.
     (MIDGARD, "list", "pods", "odin-agents"),
     (AGENT, "list", "pods", ""),
@@ -124,6 +128,10 @@ DENIED = [
     (SCHEDULER, "list", "pods", "kube-system"),
     (SCHEDULER, "update", "pods", TASKS),
     (SCHEDULER, "patch", "jobs.batch", TASKS),
+    # Kueue alone admits and resumes: the scheduler never unsuspends or edits a workload.
+    (SCHEDULER, "patch", "jobsets.jobset.x-k8s.io", TASKS),
+    (SCHEDULER, "update", "workloads.kueue.x-k8s.io", TASKS),
+    (SCHEDULER, "create", "localqueues.kueue.x-k8s.io", TASKS),
     (SCHEDULER, "deletecollection", "pods", TASKS),
     (SCHEDULER, "create", "pods/exec", TASKS),
     (SCHEDULER, "create", "pods/eviction", TASKS),

@@ -11,9 +11,16 @@ import pytest
 from odin_scheduler.executor.base import SharedPaths, TaskRun
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.config import KubernetesConfig
-from odin_scheduler.executor.kubernetes.executor import KubernetesExecutor, termination_message
+from odin_scheduler.executor.kubernetes.executor import KubernetesExecutor, merge_patch, termination_message
 from odin_scheduler.executor.kubernetes.handlers import HANDLERS
-from odin_scheduler.executor.kubernetes.status import Phase, job_status, pod_status, training_job_status
+from odin_scheduler.executor.kubernetes.status import (
+    Phase,
+    job_status,
+    jobset_status,
+    pod_status,
+    queue_status,
+    training_job_status,
+)
 
 from odin.pipeline_spec.model import (
     ConfigMapMount,
@@ -266,3 +273,75 @@ def test_outputs_come_from_the_first_replica_of_the_first_role() -> None:
     assert termination_message(*job.outputs_source({}, indexed)) == '{"i": 0}'
     pod = finished_pod("p", "main", None)
     assert termination_message(*HANDLERS["Pod"].outputs_source(pod, [pod])) is None
+
+
+# -- Trainer v2, JobSet, Kueue -------------------------------------------------------------------------------------
+
+def test_a_trainjob_maps_the_task_onto_the_runtimes_node_job() -> None:
+    spec = replace(FULL_SPEC, num_workers=4, num_gpus=1, runtime=None, queue=None)
+    obj = build("TrainJob", spec, trainjob_runtime="torch-distributed")
+    assert obj["apiVersion"] == "trainer.kubeflow.org/v1alpha1" and "suspend" not in obj["spec"]
+    assert obj["spec"]["runtimeRef"] == {"name": "torch-distributed", "apiGroup": "trainer.kubeflow.org",
+                                         "kind": "ClusterTrainingRuntime"}
+    trainer = obj["spec"]["trainer"]
+    assert (trainer["image"], trainer["command"], trainer["args"], trainer["numNodes"]) == (
+        "trainer:1", ["python"], ["train.py"], 4)
+    assert trainer["resourcesPerNode"]["limits"] == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
+    override = obj["spec"]["podSpecOverrides"][0]
+    assert override["targetJobs"] == [{"name": "node"}] and override["nodeSelector"] == {"odin.test/pool": "gpu"}
+    assert {m["mountPath"] for m in override["containers"][0]["volumeMounts"]} >= {"/data", "/scratch"}
+    assert obj["spec"]["labels"][names.LABEL_RUN] == obj["metadata"]["name"]
+    named = build("TrainJob", replace(spec, runtime="deepspeed-distributed"))
+    assert named["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
+
+
+@pytest.mark.parametrize("resource_type", ["Job", "JobSet", "TrainJob", "PyTorchJob", "TFJob"])
+def test_a_queued_task_is_labelled_and_created_suspended(resource_type: str) -> None:
+    obj = build(resource_type, replace(FULL_SPEC, queue="team-a"))
+    assert obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    suspended = obj["spec"].get("suspend") or obj["spec"].get("runPolicy", {}).get("suspend")
+    assert suspended is True
+    plain = build(resource_type, replace(FULL_SPEC, queue=None))
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+
+
+def test_a_pod_with_a_queue_is_only_labelled() -> None:
+    pod = build("Pod", replace(FULL_SPEC, queue="team-a"))
+    assert pod["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a" and "suspend" not in pod["spec"]
+
+
+def test_object_patch_is_a_json_merge_patch_of_the_spec() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
+    assert merge_patch(base, {"a": {"b": None, "c": [3]}, "e": {"f": 1}}) == {"a": {"c": [3]}, "d": "x",
+                                                                              "e": {"f": 1}}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": "x"}  # the original is untouched
+
+
+def test_jobset_and_trainjob_status() -> None:
+    def obj(kind: str, *conditions: tuple[str, str], **status: Any) -> dict[str, Any]:
+        return {"kind": kind, "status": {"conditions": [{"type": t, "status": "True", "reason": r, "message": r}
+                                                        for t, r in conditions], **status}}
+
+    assert jobset_status(obj("JobSet", ("Completed", "AllJobsCompleted")), []).phase == Phase.SUCCEEDED
+    assert jobset_status(obj("TrainJob", ("Complete", "Done")), [], complete="Complete").phase == Phase.SUCCEEDED
+    failed = jobset_status(obj("JobSet", ("Failed", "FailedJobs")), [])
+    assert (failed.phase, failed.reason) == (Phase.FAILED, "FailedJobs")
+    assert jobset_status(obj("JobSet", ("Suspended", "JobSetSuspended")), []).reason == "Suspended"
+    running = jobset_status(obj("JobSet", replicatedJobsStatus=[{"name": "node", "active": 2}]), [])
+    assert running.phase == Phase.RUNNING
+
+
+def test_kueue_workload_states_become_task_reasons() -> None:
+    def workload(*conditions: tuple[str, str, str]) -> dict[str, Any]:
+        return {"status": {"conditions": [{"type": t, "status": s, "reason": r, "message": f"{r} message"}
+                                          for t, s, r in conditions]}}
+
+    assert queue_status(None, "q").reason == "Queued"
+    pending = queue_status(workload(("QuotaReserved", "False", "Pending")), "team-a")
+    assert (pending.phase, pending.reason) == (Phase.PENDING, "WaitingForQuota")
+    assert pending.message == "waiting for quota in LocalQueue team-a: Pending message"
+    assert queue_status(workload(("QuotaReserved", "True", "QuotaReserved")), "q").reason == "QuotaReserved"
+    assert queue_status(workload(("Admitted", "True", "Admitted")), "q").reason == "Admitted"
+    preempted = queue_status(workload(("Evicted", "True", "Preempted"), ("Admitted", "True", "Admitted")), "q")
+    assert (preempted.phase, preempted.reason, preempted.discard) == (Phase.FAILED, "Preempted", True)
+    assert not preempted.stuck  # retryable under the task's policy

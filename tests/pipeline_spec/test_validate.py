@@ -37,7 +37,7 @@ def test_all_violations_are_collected() -> None:
         "tasks[0].image: is required",
         "tasks[1].num_gpus: must be a non-negative integer",
         'tasks[2].resource_type: unknown resource type "Deployment2"; '
-        "accepted: ElasticJob, Job, MPIJob, Pod, PyTorchJob, TFJob",
+        "accepted: ElasticJob, Job, JobSet, MPIJob, Pod, PyTorchJob, TFJob, TrainJob",
         'tasks[1].depends: unknown task "zzz"',
     ]
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from support import kube_node
+from support import kube_controllers, kube_node
 
 REPO = Path(__file__).resolve().parents[2]
 _VERSIONS = dict(line.split("=", 1) for line in (REPO / "tools" / "kube" / "versions.env").read_text().splitlines()
@@ -261,11 +261,25 @@ class KubeCluster:
             self.real_node.start()
             self.real_node.wait_ready()
             self.real_node.start_training_operator()
+            self._start_training_stack()
         else:
             self.launch("kwok")
             self._wait_nodes_ready()
         self._wait_default_service_account()
         self.timings["ready_s"] = time.monotonic() - started
+
+    def _start_training_stack(self) -> None:
+        """Trainer v2, JobSet and Kueue (tests/support/kube_controllers.py) and the default training runtime."""
+        kube_controllers.wait_established(self, [
+            "jobsets.jobset.x-k8s.io", "trainjobs.trainer.kubeflow.org",
+            "clustertrainingruntimes.trainer.kubeflow.org", "workloads.kueue.x-k8s.io",
+            "localqueues.kueue.x-k8s.io", "clusterqueues.kueue.x-k8s.io", "resourceflavors.kueue.x-k8s.io"])
+        started = time.monotonic()
+        kube_controllers.start_controllers(self, self.workdir / "controllers")
+        kube_controllers.wait_ready(self)
+        for runtime in kube_controllers.training_runtimes():
+            self.apply(runtime)
+        self.timings["training_stack_s"] = time.monotonic() - started
 
     def stop(self) -> None:
         if self.real_node is not None:
@@ -478,6 +492,8 @@ class KubeCluster:
         for crd in crds:
             if crd:
                 self.apply(crd)
+        if self.node_kind == "real":
+            kube_controllers.install_crds(self)
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         for obj in _scheduler_rbac(self.namespace):
             self.apply(obj)
@@ -516,12 +532,13 @@ def _established(crd: dict[str, Any]) -> bool:
 
 _CORE_PLURALS = {"Namespace": "namespaces", "Node": "nodes", "ServiceAccount": "serviceaccounts",
                  "Secret": "secrets", "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
-                 "PersistentVolume": "persistentvolumes",
+                 "PersistentVolume": "persistentvolumes", "WorkloadPriorityClass": "workloadpriorityclasses",
                  "Pod": "pods", "Role": "roles", "RoleBinding": "rolebindings", "ClusterRole": "clusterroles",
                  "ClusterRoleBinding": "clusterrolebindings", "Job": "jobs",
                  "CustomResourceDefinition": "customresourcedefinitions"}
 _CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PersistentVolume", "ValidatingWebhookConfiguration"}
+                   "PersistentVolume", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+                   "ClusterTrainingRuntime", "ClusterQueue", "ResourceFlavor", "WorkloadPriorityClass", "Cohort"}
 
 
 def _collection_path(obj: dict[str, Any], default_namespace: str) -> str:

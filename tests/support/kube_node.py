@@ -88,6 +88,9 @@ def node_binaries() -> tuple[dict[str, Path], list[str]]:
         missing.append("CNI plugins (apt-get install containernetworking-plugins, or run scripts/setup)")
     else:
         found["cni"] = cni
+    from support.kube_controllers import missing_binaries
+
+    missing += missing_binaries()
     if not (training_operator_dir() / "training-operator").is_file():
         missing.append(f"{training_operator_dir()}/training-operator (run tools/kube/build.sh, or scripts/setup)")
     for image in ("pause.tar", "python.tar"):
@@ -156,7 +159,7 @@ class RealNode:
         """
         cluster = self.cluster
         certs = self.root / "training-operator-certs"
-        _write_webhook_certs(certs, f"{OPERATOR_SERVICE}.{OPERATOR_NAMESPACE}.svc")
+        write_webhook_certs(certs, f"{OPERATOR_SERVICE}.{OPERATOR_NAMESPACE}.svc")
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})
         cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                        "metadata": {"name": "training-operator-webhook-cert", "namespace": OPERATOR_NAMESPACE},
@@ -392,8 +395,10 @@ def _webhook(kind: str) -> dict[str, Any]:
                        "resources": [f"{kind}s"]}]}
 
 
-def _write_webhook_certs(directory: Path, dns_name: str) -> None:
+def write_webhook_certs(directory: Path, dns_name: str, ip: str | None = None) -> None:
+    """A ten-year CA (ca.crt, ca.key) and a serving certificate (tls.crt, tls.key) for `dns_name` (and `ip`)."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -415,7 +420,8 @@ def _write_webhook_certs(directory: Path, dns_name: str) -> None:
     cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(ten_years)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(dns_name)] + ([x509.IPAddress(ipaddress.ip_address(ip))] if ip else [])), critical=False)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
 

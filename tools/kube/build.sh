@@ -3,6 +3,7 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet  (k8s.io/kubernetes, via the wrapper module here)
 #   kwok                                                     (sigs.k8s.io/kwok)
 #   training-operator + its CRDs                             (github.com/kubeflow/training-operator, v1 kinds)
+#   trainer, jobset, kueue controllers + CRDs and manifests  (Kubeflow Trainer v2, JobSet, Kueue)
 # Idempotent: a binary already in the cache is not rebuilt. Binaries are never committed.
 #   ODIN_KUBE_TOOLS  cache root (default ~/.cache/odin-tools/kube); binaries land in <root>/<KUBE_VERSION>/
 set -euo pipefail
@@ -26,7 +27,12 @@ if [ -x "$dest/kwok" ] && [ "$(cat "$kwok_stamp" 2>/dev/null)" = "$KWOK_VERSION"
 to_dir="$dest/training-operator-$TRAINING_OPERATOR_VERSION"
 need_to=1
 if [ -x "$to_dir/training-operator" ] && [ -f "$to_dir/crds/kubeflow.org_pytorchjobs.yaml" ]; then need_to=0; fi
-if [ ${#missing[@]} -eq 0 ] && [ $need_kwok -eq 0 ] && [ $need_to -eq 0 ]; then
+# controller NAME VERSION: whether <dest>/NAME-VERSION/NAME is missing (then it is built below).
+controllers=()
+for spec in "trainer:$TRAINER_VERSION" "jobset:$JOBSET_VERSION" "kueue:$KUEUE_VERSION"; do
+  [ -x "$dest/${spec%%:*}-${spec#*:}/${spec%%:*}" ] || controllers+=("$spec")
+done
+if [ ${#missing[@]} -eq 0 ] && [ $need_kwok -eq 0 ] && [ $need_to -eq 0 ] && [ ${#controllers[@]} -eq 0 ]; then
   echo "kube tools: cached in $dest"
   exit 0
 fi
@@ -64,4 +70,36 @@ if [ $need_to -eq 1 ]; then
   rm -rf "$to_dir"
   mv "$scratch/to" "$to_dir"
 fi
+module_dir() {  # the module cache directory of MODULE@VERSION
+  (cd "$scratch" && GOFLAGS=-mod=mod go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+}
+for spec in "${controllers[@]}"; do
+  name="${spec%%:*}"; version="${spec#*:}"; out="$scratch/$name"
+  echo "kube tools: building the $name controller $version"
+  mkdir -p "$out/crds" "$out/manifests"
+  case "$name" in
+    trainer)
+      (cd "$scratch" && GOBIN="$out" GOFLAGS=-mod=mod nice -n 10 go install -trimpath -ldflags='-s -w' \
+        "github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@$version")
+      mv "$out/trainer-controller-manager" "$out/trainer"
+      src="$(module_dir "github.com/kubeflow/trainer/v2@$version")"
+      cp "$src"/manifests/base/crds/*.yaml "$out/crds/"
+      cp "$src/manifests/base/webhook/manifests.yaml" "$out/manifests/webhooks.yaml"
+      cp "$src/manifests/base/runtimes/torch_distributed.yaml" "$out/manifests/" ;;
+    jobset)
+      (cd "$here/jobset" && nice -n 10 go build -trimpath -ldflags='-s -w' -o "$out/jobset" sigs.k8s.io/jobset)
+      src="$(module_dir "sigs.k8s.io/jobset@$version")"
+      cp "$src"/config/components/crd/bases/*.yaml "$out/crds/"
+      cp "$src/config/components/webhook/manifests.yaml" "$out/manifests/webhooks.yaml" ;;
+    kueue)
+      (cd "$scratch" && GOBIN="$out" GOFLAGS=-mod=mod nice -n 10 go install -trimpath -ldflags='-s -w' \
+        "sigs.k8s.io/kueue/cmd/kueue@$version")
+      src="$(module_dir "sigs.k8s.io/kueue@$version")"
+      cp "$src"/config/components/crd/bases/*.yaml "$out/crds/"
+      cp "$src/config/components/webhook/manifests.yaml" "$out/manifests/webhooks.yaml" ;;
+  esac
+  chmod -R u+w "$out"
+  rm -rf "$dest/$name-$version"
+  mv "$out" "$dest/$name-$version"
+done
 echo "kube tools: built in $((SECONDS - start))s into $dest"

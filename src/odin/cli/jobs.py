@@ -228,7 +228,7 @@ async def _status(args: argparse.Namespace, client: SchedulerClient) -> int:
         return 0
     print("\n".join(_job_summary(job)))
     print()
-    print("\n".join(_task_table(tasks, colour_enabled())))
+    print("\n".join(_task_table(tasks, colour_enabled(), _queues(job))))
     return 0
 
 
@@ -241,9 +241,10 @@ async def _show(args: argparse.Namespace, client: SchedulerClient) -> int:
     print("Spec:")
     spec = json_format.MessageToDict(job.spec)
     print("  " + yaml.safe_dump(spec, sort_keys=False).rstrip().replace("\n", "\n  "))
+    queues = _queues(job)
     for task in tasks:
         print()
-        print("\n".join(_task_detail(task)))
+        print("\n".join(_task_detail(task, queues.get(short_task(task.name), ""))))
     return 0
 
 
@@ -360,18 +361,30 @@ def _progress(counts: pb.TaskCounts) -> str:
     return ", ".join([f"{values['succeeded']}/{total} succeeded", *others])
 
 
-def _task_table(tasks: list[pb.Task], colour: bool) -> list[str]:
+def _queues(job: pb.Job) -> dict[str, str]:
+    """Each task's Kueue queue, from the stored spec (empty when the job uses none)."""
+    tasks = json_format.MessageToDict(job.spec).get("tasks") or []
+    return {str(t.get("name")): str(t["queue"]) for t in tasks if isinstance(t, dict) and t.get("queue")}
+
+
+def _task_table(tasks: list[pb.Task], colour: bool, queues: dict[str, str] | None = None) -> list[str]:
+    """One row per task; a QUEUE column when any task waits in a Kueue queue (REASON then says where it stands:
+    WaitingForQuota, QuotaReserved, Admitted, Preempted)."""
     rows = [[short_task(t.name), state_text(task_state_name(t.state), colour), _attempts(t),
              elapsed(t.start_time, t.end_time), str(t.exit_code) if t.HasField("exit_code") else "-",
              t.resource_id or "-", t.reason] for t in tasks]
-    return table(rows, ["TASK", "STATE", "ATTEMPT", "DURATION", "EXIT", "RESOURCE", "REASON"])
+    header = ["TASK", "STATE", "ATTEMPT", "DURATION", "EXIT", "RESOURCE", "REASON"]
+    if queues:
+        rows = [[*row[:6], queues.get(short_task(t.name), "-"), row[6]] for row, t in zip(rows, tasks, strict=True)]
+        header = [*header[:6], "QUEUE", header[6]]
+    return table(rows, header)
 
 
 def _attempts(task: pb.Task) -> str:
     return f"{task.attempt}/{task.max_attempts}" if task.max_attempts > 1 else str(task.attempt or "-")
 
 
-def _task_detail(task: pb.Task) -> list[str]:
+def _task_detail(task: pb.Task, queue: str = "") -> list[str]:
     lines = [
         f"Task {short_task(task.name)}  ({task.task_id})",
         f"  state:    {task_state_name(task.state)}{' (' + task.reason + ')' if task.reason else ''}"
@@ -381,6 +394,8 @@ def _task_detail(task: pb.Task) -> list[str]:
         f"  args:     {' '.join(task.args) or '-'}",
         f"  depends:  {', '.join(task.depends) or '-'}",
     ]
+    if queue:
+        lines.append(f"  queue:    {queue} (Kueue){'  ' + task.reason if task.reason else ''}")
     if task.message:
         lines.append(f"  message:  {task.message}")
     if task.outputs.fields:

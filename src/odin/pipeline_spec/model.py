@@ -36,6 +36,10 @@ RESOURCE_TYPE_ALIASES: Mapping[str, str] = MappingProxyType(
         "ElasticJob": "ElasticJob",
         "elasticjob": "ElasticJob",
         "pytorchelastic": "ElasticJob",
+        "TrainJob": "TrainJob",
+        "trainjob": "TrainJob",
+        "JobSet": "JobSet",
+        "jobset": "JobSet",
     }
 )
 # Registered in the original for log reading only; they can never be submitted.
@@ -68,9 +72,12 @@ TASK_KEYS: tuple[str, ...] = (
     "env",
     "retries",
     "timeout",
+    "queue",
+    "runtime",
+    "object_patch",
 )
 KNOWN_TASK_KEYS: frozenset[str] = frozenset(TASK_KEYS) | frozenset(TASK_KEY_ALIASES)
-PIPELINE_KEYS: tuple[str, ...] = ("name", "tasks", "parallelism", "timeout")
+PIPELINE_KEYS: tuple[str, ...] = ("name", "tasks", "parallelism", "timeout", "queue")
 
 
 def _empty_map() -> Mapping[str, str]:
@@ -163,6 +170,12 @@ class TaskSpec:
     env: Mapping[str, str] = field(default_factory=_empty_map)
     retries: RetryPolicy = RetryPolicy()
     timeout_seconds: float | None = None
+    # Kueue LocalQueue for the task's object (`kueue.x-k8s.io/queue-name`); the pipeline's `queue` when unset.
+    queue: str | None = None
+    # TrainJob: the ClusterTrainingRuntime to use; None: the executor's default.
+    runtime: str | None = None
+    # A JSON merge patch (RFC 7386) of the object's `spec` as Odin builds it: fields Odin does not map.
+    object_patch: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -173,6 +186,7 @@ class PipelineSpec:
     parallelism: int | None = None
     timeout_seconds: float | None = None
     warnings: tuple[Violation, ...] = ()
+    queue: str | None = None
 
     def task(self, name: str) -> TaskSpec:
         """The task called ``name``; KeyError when there is none."""

@@ -18,6 +18,7 @@ def render_spec_dict(spec: PipelineSpec) -> dict[str, Any]:
         "name": spec.name,
         "parallelism": spec.parallelism,
         "timeout_seconds": spec.timeout_seconds,
+        "queue": spec.queue,
         "tasks": [_task(task) for task in spec.tasks],
         "warnings": [str(warning) for warning in spec.warnings],
     }

@@ -119,6 +119,10 @@ def _task_schema() -> Schema:
         "env": _string_map(),
         "retries": {"$ref": "#/$defs/retries"},
         "timeout": _nullable({"$ref": "#/$defs/duration"}),
+        "queue": _nullable(_OBJECT_NAME),
+        "runtime": _nullable(_OBJECT_NAME),
+        "object_patch": _nullable({"type": "object", "properties": {"spec": {"type": "object"}},
+                                   "additionalProperties": False}),
     }
     for alias, canonical in TASK_KEY_ALIASES.items():
         properties[alias] = properties[canonical]
@@ -129,6 +133,7 @@ def _task_schema() -> Schema:
 
 
 _SECURITY_KEYS = ("fs_group", "run_as_group", "run_as_user")
+_OBJECT_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 63}
 
 
 def json_schema() -> Schema:
@@ -146,6 +151,7 @@ def json_schema() -> Schema:
             "tasks": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/task"}},
             "parallelism": _nullable({"type": "integer", "minimum": 1}),
             "timeout": _nullable({"$ref": "#/$defs/duration"}),
+            "queue": _nullable(_OBJECT_NAME),
         },
         "$defs": _definitions(),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from .durations import parse_duration
 from .errors import Collector
@@ -139,3 +140,35 @@ def parse_outputs(value: object, path: str, out: Collector) -> tuple[str, ...] |
     if isinstance(value, Mapping):
         return MappingProxyType(read_str_map(value, path, out))
     return read_str_list(value, path, out)
+
+
+# A Kubernetes object name (DNS-1123 subdomain): Kueue LocalQueues and training runtimes are named so.
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+def parse_object_name(value: object, path: str, out: Collector) -> str | None:
+    """A queue or runtime name; None when unset."""
+    text = read_str(value, path, out)
+    if text is None:
+        return None
+    if len(text) > 63 or not _OBJECT_NAME.fullmatch(text):
+        out.error(path, "must be a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 63)")
+        return None
+    return text
+
+
+def parse_object_patch(value: object, path: str, out: Collector) -> Mapping[str, Any] | None:
+    """`object_patch`: a mapping whose only key is `spec` (metadata stays Odin's: names and labels find attempts)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        out.error(path, "must be a mapping with a `spec` key (a JSON merge patch of the object)")
+        return None
+    for key in value:
+        if key != "spec":
+            out.error(f"{path}.{key}", "only `spec` may be patched (metadata and kind stay as Odin builds them)")
+    spec = value.get("spec")
+    if "spec" in value and not isinstance(spec, Mapping):
+        out.error(f"{path}.spec", "must be a mapping")
+        return None
+    return MappingProxyType(dict(value))

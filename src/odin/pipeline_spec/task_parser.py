@@ -62,6 +62,9 @@ def parse_task(raw: Mapping[str, Any], path: str, out: Collector) -> TaskSpec | 
         env=tf.parse_env(get("env"), at("env"), out),
         retries=tf.parse_retries(get("retries"), at("retries"), out),
         timeout_seconds=tf.parse_duration_field(get("timeout"), at("timeout"), out),
+        queue=tf.parse_object_name(get("queue"), at("queue"), out),
+        runtime=tf.parse_object_name(get("runtime"), at("runtime"), out),
+        object_patch=tf.parse_object_patch(get("object_patch"), at("object_patch"), out),
         raw=MappingProxyType(dict(raw)),
     )
     _check_templates(raw, keys, path, out)

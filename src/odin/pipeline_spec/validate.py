@@ -12,7 +12,7 @@ from .fields import did_you_mean, read_int
 from .graph import find_cycles
 from .model import PipelineSpec, TaskSpec
 from .references import iter_whole_references
-from .task_fields import parse_duration_field
+from .task_fields import parse_duration_field, parse_object_name
 from .task_parser import parse_depends, parse_task
 
 PIPELINE_NAME_PATTERN = r"[a-z0-9\-.]+"
@@ -36,6 +36,7 @@ def build_pipeline(
     name = _pipeline_name(document.get("name"), default_name, out)
     parallelism = read_int(document.get("parallelism"), "parallelism", out, minimum=1)
     timeout = parse_duration_field(document.get("timeout"), "timeout", out)
+    queue = parse_object_name(document.get("queue"), "queue", out)
     raws = _task_mappings(document.get("tasks"), out)
     names = _task_names(raws, out)
     specs = [parse_task(raw, f"tasks[{index}]", out) for index, raw in raws]
@@ -44,13 +45,14 @@ def build_pipeline(
         out.error("tasks", "cycle: " + " -> ".join(cycle))
     if out.errors:
         raise PipelineInvalid(out.errors)
-    tasks = tuple(_with_depends(spec, depends) for spec in specs)
-    return PipelineSpec(name, tasks, parallelism, timeout, tuple(out.warnings))
+    tasks = tuple(_with_depends(spec, depends, queue) for spec in specs)
+    return PipelineSpec(name, tasks, parallelism, timeout, tuple(out.warnings), queue)
 
 
-def _with_depends(spec: TaskSpec | None, depends: Mapping[str, tuple[str, ...]]) -> TaskSpec:
+def _with_depends(spec: TaskSpec | None, depends: Mapping[str, tuple[str, ...]], queue: str | None) -> TaskSpec:
+    """The task with its dependencies and, unless it names its own, the pipeline's queue."""
     assert spec is not None  # no errors means every task parsed
-    return replace(spec, depends=depends[spec.name])
+    return replace(spec, depends=depends[spec.name], queue=spec.queue or queue)
 
 
 def _pipeline_name(value: object, default: str, out: Collector) -> str:

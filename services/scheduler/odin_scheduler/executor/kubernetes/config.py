@@ -26,6 +26,8 @@ class KubernetesConfig:
     # The claim holding the scheduler's run_path: each pod mounts its job's RUN_PATH and WORK_PATH from it by subPath
     # at the same absolute paths the engine computed. Empty: pods get no shared paths.
     runs_claim: str = ""
+    # TrainJob: the ClusterTrainingRuntime a task uses when it names none (Kubeflow Trainer's PyTorch runtime).
+    trainjob_runtime: str = "torch-distributed"
     image_pull_secrets: tuple[str, ...] = ()
     # Added to every pod (e.g. to reach nodes dedicated to Odin); a task may add its own.
     tolerations: tuple[Mapping[str, str], ...] = ()

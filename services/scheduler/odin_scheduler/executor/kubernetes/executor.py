@@ -39,10 +39,16 @@ from odin_scheduler.executor.base import (
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.api import KubeApi, KubeApiError
 from odin_scheduler.executor.kubernetes.config import CleanupPolicy, KubernetesConfig
-from odin_scheduler.executor.kubernetes.handlers import HANDLERS, BuildContext, ResourceHandler, handler_for
+from odin_scheduler.executor.kubernetes.handlers import (
+    HANDLERS,
+    JOBSET_NAME_LABEL,
+    BuildContext,
+    ResourceHandler,
+    handler_for,
+)
 from odin_scheduler.executor.kubernetes.logs import AttemptLogs
 from odin_scheduler.executor.kubernetes.podspec import PodContext
-from odin_scheduler.executor.kubernetes.status import Obj, Phase, Status
+from odin_scheduler.executor.kubernetes.status import Obj, Phase, Status, queue_status
 from odin_scheduler.executor.kubernetes.watch import ResourceWatch
 
 log = logging.getLogger("odin.scheduler.kubernetes")
@@ -51,6 +57,9 @@ SpecOf = Callable[[TaskRun], TaskSpec]
 T = TypeVar("T")
 _UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 RECHECK_SECONDS = 30.0  # a waiter re-reads its attempt at least this often, whatever the watches say
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
+_TRAINER_PODS = "pods of TrainJobs"  # watch keys that are not a collection path
+_WORKLOADS = "kueue workloads"
 
 
 def default_spec(run: TaskRun) -> TaskSpec:
@@ -90,6 +99,7 @@ class KubernetesExecutor:
         self._progress: dict[str, Status] = {}
         self._listener: ProgressListener | None = None
         self._cancelled: set[str] = set()
+        self._workload_by_run: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         # API calls and log hand-offs block a thread each; a pool of our own keeps them from queueing behind the
         # event loop's small default pool (and behind each other) when many attempts end at once.
@@ -102,6 +112,10 @@ class KubernetesExecutor:
         name = names.object_name(run.job_id, run.task, run.attempt)
         handle = {"kind": key, "name": name, "namespace": self.config.namespace}
         body = handler.build(self._context(run, spec, name))
+        if spec.object_patch:
+            body = {**body, "spec": merge_patch(body["spec"], spec.object_patch.get("spec") or {})}
+        if spec.queue:
+            await self._check_queue(spec.queue)
         if self.config.runs_claim and run.shared is not None:
             # The pod mounts RUN_PATH by subPath; made here so it belongs to the scheduler's user, not root.
             await self._call(run.shared.run.mkdir, parents=True, exist_ok=True)
@@ -137,8 +151,11 @@ class KubernetesExecutor:
         handler, namespace, name = self._target(handle)
         await self._synced(handler)
         logs = AttemptLogs(self.api, namespace, run.log_file, labelled=handler.kind != "Pod")
+        queue = self._spec_of(run).queue
+        if queue:
+            self._ensure_workload_watch()
         try:
-            status = await self._follow(run, handler, namespace, name, logs)
+            status = await self._follow(run, handler, namespace, name, logs, queue)
         finally:
             self._cancelled.discard(name)
         pods = self.pods_of(name)
@@ -171,12 +188,15 @@ class KubernetesExecutor:
         return self._progress.get(str(handle.get("name")))
 
     def pods_of(self, name: str) -> list[Obj]:
-        pods = self._watches.get(self._pod_path())
-        if pods is None:
+        watches = [w for w in (self._watches.get(self._pod_path()), self._watches.get(_TRAINER_PODS)) if w]
+        if not watches:
             return []
         with self._index_lock:
             pod_names = sorted(self._pods_by_run.get(name, ()))
-        return [pod for pod in (pods.get(p) for p in pod_names) if pod is not None]
+        found: dict[str, Obj] = {}
+        for watch in watches:
+            found.update({p: pod for p in pod_names if (pod := watch.get(p)) is not None})
+        return [found[p] for p in sorted(found)]
 
     async def events(self, handle: Handle) -> list[ClusterEvent]:
         """Kubernetes events of the attempt's object and its pods, oldest first."""
@@ -288,13 +308,54 @@ class KubernetesExecutor:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         for path in (self._pod_path(), handler.collection_path(self.config.namespace)):
-            if path not in self._watches:
-                on_change = self._on_pod_change if path == self._pod_path() else self._on_object_change
-                watch = ResourceWatch(self.api, path, names.managed_selector(), on_change,
-                                      watch_timeout=self.config.watch_timeout_seconds,
-                                      reconnect_max=self.config.reconnect_max_seconds)
-                self._watches[path] = watch
-                watch.start()
+            on_change = self._on_pod_change if path == self._pod_path() else self._on_object_change
+            self._start_watch(path, path, names.managed_selector(), on_change)
+        if handler.kind == "TrainJob":
+            # The Trainer's JobSet labels its pods with the JobSet's (= the TrainJob's) name, not with Odin's labels.
+            self._start_watch(_TRAINER_PODS, self._pod_path(), JOBSET_NAME_LABEL, self._on_pod_change)
+
+    def _ensure_workload_watch(self) -> None:
+        self._start_watch(_WORKLOADS, f"/apis/{KUEUE_API}/namespaces/{self.config.namespace}/workloads", "",
+                          self._on_workload_change)
+
+    def _start_watch(self, key: str, path: str, selector: str, on_change: Callable[[Obj], None]) -> None:
+        if key in self._watches:
+            return
+        watch = ResourceWatch(self.api, path, selector, on_change, watch_timeout=self.config.watch_timeout_seconds,
+                              reconnect_max=self.config.reconnect_max_seconds)
+        self._watches[key] = watch
+        watch.start()
+
+    def _on_workload_change(self, workload: Obj) -> None:
+        """Kueue's Workload of an attempt (owned by the attempt's object): index it and wake the waiter."""
+        meta = workload.get("metadata", {})
+        for owner in meta.get("ownerReferences") or []:
+            run = str(owner.get("name", ""))
+            with self._index_lock:
+                if workload.get("odin/deleted"):
+                    self._workload_by_run.pop(run, None)
+                else:
+                    self._workload_by_run[run] = str(meta.get("name", ""))
+            self._notify(run)
+
+    def _workload_of(self, name: str) -> Obj | None:
+        watch = self._watches.get(_WORKLOADS)
+        with self._index_lock:
+            workload = self._workload_by_run.get(name)
+        return watch.get(workload) if watch is not None and workload else None
+
+    async def _check_queue(self, queue: str) -> None:
+        """A LocalQueue that does not exist fails the attempt at once (Kueue would leave it pending forever)."""
+        path = f"/apis/{KUEUE_API}/namespaces/{self.config.namespace}/localqueues/{queue}"
+        try:
+            await self._call(self.api.request, "GET", path)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                raise PermanentError(f"LocalQueue {queue} does not exist in namespace {self.config.namespace} "
+                                     "(or Kueue is not installed)", reason="QueueNotFound") from None
+            raise TemporaryError(f"reading LocalQueue {queue}: {exc}", delay=2.0) from None
+        except _UNREACHABLE as exc:
+            raise _unreachable(exc) from None
 
     async def _synced(self, handler: ResourceHandler) -> None:
         for watch in (self._watches[self._pod_path()], self._watch(handler)):
@@ -304,7 +365,8 @@ class KubernetesExecutor:
     def _on_pod_change(self, pod: Obj) -> None:
         """Called by the pod watch thread: index the pod under its attempt, then wake that attempt's waiter."""
         meta = pod.get("metadata", {})
-        run = meta.get("labels", {}).get(names.LABEL_RUN)
+        labels = meta.get("labels", {})
+        run = labels.get(names.LABEL_RUN) or labels.get(JOBSET_NAME_LABEL)
         if not run:
             return
         with self._index_lock:
@@ -354,7 +416,7 @@ class KubernetesExecutor:
     def _doomed(self, status: Status) -> bool:
         """Whether an attempt's object goes once the attempt is over (unfinished: it is over for Odin)."""
         policy = self.config.cleanup
-        return not status.done or status.stuck or policy == CleanupPolicy.ALWAYS or (
+        return not status.done or status.stuck or status.discard or policy == CleanupPolicy.ALWAYS or (
             policy == CleanupPolicy.DELETE_ON_SUCCESS and status.phase == Phase.SUCCEEDED)
 
     def _report(self, run: TaskRun, name: str, status: Status) -> None:
@@ -366,7 +428,7 @@ class KubernetesExecutor:
             self._listener(run, Progress(str(status.phase), status.reason, status.message))
 
     async def _follow(self, run: TaskRun, handler: ResourceHandler, namespace: str, name: str,
-                      logs: AttemptLogs) -> Status:
+                      logs: AttemptLogs, queue: str | None = None) -> Status:
         """Re-reads the attempt on every change until it ends (or is stuck for too long)."""
         stuck_since: float | None = None
         while True:
@@ -377,6 +439,8 @@ class KubernetesExecutor:
             for pod in pods:
                 logs.ensure(pod, handler.replica_label(pod))
             status = handler.status(obj, pods)
+            if queue and not status.done:
+                status = _with_queue(status, queue_status(self._workload_of(name), queue))
             self._report(run, name, status)
             if status.done:
                 return status
@@ -416,6 +480,29 @@ class KubernetesExecutor:
                 await self._delete(handler, namespace, name, grace=self.config.delete_grace_seconds)
             except TemporaryError as exc:
                 log.warning("cleanup of %s %s failed (the sweeper will retry): %s", handler.kind, name, exc)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: mappings merge key by key, `null` deletes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _with_queue(status: Status, queued: Status) -> Status:
+    """An unfinished attempt's status with Kueue's view: an eviction ends it; while it waits (suspended, or no pod
+    yet), the Workload's state is the reason users see."""
+    if queued.phase == Phase.FAILED:
+        return queued
+    if status.phase == Phase.PENDING and status.reason in ("", "Suspended"):
+        return queued
+    return status
 
 
 def termination_message(pod: Obj | None, container: str) -> str | None:

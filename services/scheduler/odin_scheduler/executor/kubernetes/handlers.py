@@ -13,7 +13,17 @@ from typing import Any
 from odin.pipeline_spec.model import TaskSpec
 from odin_scheduler.executor.kubernetes.config import KubernetesConfig
 from odin_scheduler.executor.kubernetes.podspec import PodContext, pod_template
-from odin_scheduler.executor.kubernetes.status import Obj, Status, job_status, pod_status, training_job_status
+from odin_scheduler.executor.kubernetes.status import (
+    Obj,
+    Status,
+    job_status,
+    jobset_status,
+    pod_status,
+    training_job_status,
+)
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,16 @@ class BuildContext:
     config: KubernetesConfig
 
     def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "namespace": self.namespace, "labels": dict(self.pod.labels),
+        labels = dict(self.pod.labels)
+        if self.spec.queue:
+            labels[QUEUE_LABEL] = self.spec.queue
+        return {"name": self.name, "namespace": self.namespace, "labels": labels,
                 "annotations": dict(self.pod.annotations)}
+
+    @property
+    def queued(self) -> bool:
+        """Kueue admits it: created suspended, and only Kueue unsuspends it (Odin never does)."""
+        return bool(self.spec.queue)
 
 
 class ResourceHandler:
@@ -87,6 +105,8 @@ class JobHandler(ResourceHandler):
         template = pod_template(ctx.spec, ctx.pod, ctx.config, container_name="main", gpus=ctx.spec.num_gpus)
         spec: dict[str, Any] = {"backoffLimit": 0, "completions": workers, "parallelism": workers,
                                 "template": template}
+        if ctx.queued:
+            spec["suspend"] = True
         if workers > 1:
             spec["completionMode"] = "Indexed"
         if ctx.spec.timeout_seconds:
@@ -99,6 +119,78 @@ class JobHandler(ResourceHandler):
     def replica_label(self, pod: Obj) -> str:
         index = pod["metadata"].get("labels", {}).get("batch.kubernetes.io/job-completion-index")
         return f"worker-{index}" if index is not None else str(pod["metadata"]["name"])
+
+
+class JobSetHandler(ResourceHandler):
+    """`jobset.x-k8s.io/v1alpha2 JobSet`: one replicated Job `node` with `num_workers` replicas of one pod each
+    (`replica_label` `node-<index>`). Odin retries attempts itself, so the JobSet never restarts (maxRestarts 0)."""
+
+    kind, api_version, plural = "JobSet", "jobset.x-k8s.io/v1alpha2", "jobsets"
+    complete_condition = "Completed"
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        template = pod_template(ctx.spec, ctx.pod, ctx.config, container_name="main", gpus=ctx.spec.num_gpus)
+        job: dict[str, Any] = {"parallelism": 1, "completions": 1, "backoffLimit": 0, "template": template}
+        if ctx.spec.timeout_seconds:
+            job["activeDeadlineSeconds"] = max(1, int(ctx.spec.timeout_seconds))
+        spec: dict[str, Any] = {
+            "failurePolicy": {"maxRestarts": 0},
+            "replicatedJobs": [{"name": "node", "replicas": max(1, ctx.spec.num_workers),
+                                "template": {"metadata": {"labels": dict(ctx.pod.labels)}, "spec": job}}],
+        }
+        if ctx.queued:
+            spec["suspend"] = True
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": ctx.metadata(), "spec": spec}
+
+    def status(self, obj: Obj, pods: Sequence[Obj]) -> Status:
+        return jobset_status(obj, pods, complete=self.complete_condition)
+
+    def replica_label(self, pod: Obj) -> str:
+        labels = pod["metadata"].get("labels", {})
+        index = labels.get("jobset.sigs.k8s.io/job-index")
+        return f"node-{index}" if index is not None else str(pod["metadata"]["name"])
+
+
+class TrainJobHandler(JobSetHandler):
+    """Kubeflow Trainer v2 `trainer.kubeflow.org/v1alpha1 TrainJob` on a ClusterTrainingRuntime (the task's
+    `runtime`, else the executor's default): image, command, args and env become `spec.trainer`, `num_workers`
+    `numNodes`, GPUs/cpu/memory `resourcesPerNode`; volumes, mounts, node selector, tolerations and the service
+    account go in through `podSpecOverrides` for the runtime's `node` job. The Trainer makes a JobSet of the same
+    name, whose pods carry `jobset.sigs.k8s.io/jobset-name` (not Odin's labels: the executor indexes them by it)."""
+
+    kind, api_version, plural = "TrainJob", "trainer.kubeflow.org/v1alpha1", "trainjobs"
+    complete_condition = "Complete"
+    container = "node"
+
+    def build(self, ctx: BuildContext) -> dict[str, Any]:
+        spec_, config = ctx.spec, ctx.config
+        template = pod_template(spec_, ctx.pod, config, container_name=self.container, gpus=spec_.num_gpus)
+        pod, main = template["spec"], template["spec"]["containers"][0]
+        trainer: dict[str, Any] = {"image": spec_.image, "env": main["env"], "numNodes": max(1, spec_.num_workers)}
+        for key in ("command", "args"):
+            if key in main:
+                trainer[key] = main[key]
+        if "resources" in main:
+            trainer["resourcesPerNode"] = main["resources"]
+        override: dict[str, Any] = {"targetJobs": [{"name": self.container}]}
+        for key in ("volumes", "nodeSelector", "tolerations", "serviceAccountName"):
+            if key in pod:
+                override[key] = pod[key]
+        if "volumeMounts" in main:
+            override["containers"] = [{"name": self.container, "volumeMounts": main["volumeMounts"]}]
+        runtime = spec_.runtime or config.trainjob_runtime
+        spec: dict[str, Any] = {
+            "runtimeRef": {"name": runtime, "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime"},
+            "trainer": trainer, "labels": dict(ctx.pod.labels), "annotations": dict(ctx.pod.annotations),
+            "podSpecOverrides": [override],
+        }
+        if ctx.queued:
+            spec["suspend"] = True
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": ctx.metadata(), "spec": spec}
+
+    def outputs_source(self, obj: Obj, pods: Sequence[Obj]) -> tuple[Obj | None, str]:
+        ordered = sorted(pods, key=self.replica_label)
+        return (ordered[0] if ordered else None), self.container
 
 
 WORKERS = -1  # a role's replica count: the task's num_workers
@@ -133,6 +225,8 @@ class TrainingJobHandler(ResourceHandler):
                                     gpus=ctx.spec.num_gpus if role.gpus else 0, restart_policy=self.restart_policy)
             replicas[role.name] = {"replicas": count, "restartPolicy": self.restart_policy, "template": template}
         run_policy: dict[str, Any] = {"cleanPodPolicy": "None", "backoffLimit": 0}
+        if ctx.queued:
+            run_policy["suspend"] = True
         if ctx.spec.timeout_seconds:
             run_policy["activeDeadlineSeconds"] = max(1, int(ctx.spec.timeout_seconds))
         spec = {"runPolicy": run_policy, self.replica_field: replicas, **self.job_spec(ctx)}
@@ -186,6 +280,8 @@ HANDLERS: dict[str, ResourceHandler] = {
                             roles=(Role("Launcher", 1, gpus=False), Role("Worker"))),
     "ElasticJob": ElasticJobHandler(kind="PyTorchJob", plural="pytorchjobs", replica_field="pytorchReplicaSpecs",
                                     container_name="pytorch", roles=(Role("Worker"),)),
+    "JobSet": JobSetHandler(),
+    "TrainJob": TrainJobHandler(),
 }
 
 

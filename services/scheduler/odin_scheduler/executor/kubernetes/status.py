@@ -34,6 +34,8 @@ class Status:
     message: str = ""
     exit_code: int | None = None
     stuck: bool = False
+    # Delete the object whatever the cleanup policy (a preempted job must not be re-admitted behind Odin's retry).
+    discard: bool = False
 
     @property
     def done(self) -> bool:
@@ -99,6 +101,23 @@ def training_job_status(job: Obj, pods: Sequence[Obj]) -> Status:
     return progress
 
 
+def jobset_status(obj: Obj, pods: Sequence[Obj], *, complete: str = "Completed") -> Status:
+    """JobSet (`Completed`) and TrainJob (`Complete`): conditions decide; a suspended one waits (for Kueue)."""
+    conditions = _true_conditions(obj)
+    if complete in conditions:
+        return Status(Phase.SUCCEEDED, exit_code=0)
+    if "Failed" in conditions:
+        return _failed_with_pods(conditions["Failed"], pods, default_reason=f"{obj.get('kind', 'JobSet')}Failed")
+    if "Suspended" in conditions:
+        message = conditions["Suspended"].get("message") or "suspended"
+        return Status(Phase.PENDING, "Suspended", message)
+    progress = pods_progress(pods)
+    jobs = (obj.get("status") or {}).get("replicatedJobsStatus") or (obj.get("status") or {}).get("jobsStatus") or []
+    if progress.phase == Phase.PENDING and not progress.reason and any(j.get("active") for j in jobs):
+        return Status(Phase.RUNNING)
+    return progress
+
+
 def pods_progress(pods: Sequence[Obj]) -> Status:
     """Where a group of pods stands while their owner has not ended: the most telling problem first."""
     statuses = [pod_status(pod) for pod in pods]
@@ -152,3 +171,23 @@ def _unscheduled(status: Obj) -> Status | None:
             reason = "InsufficientGPU" if f"Insufficient {GPU_RESOURCE}" in message else "Unschedulable"
             return Status(Phase.PENDING, reason, message)
     return None
+
+
+def queue_status(workload: Obj | None, queue: str) -> Status:
+    """Where a Kueue Workload stands, for an attempt whose object is suspended (or not yet running)."""
+    if workload is None:
+        return Status(Phase.PENDING, "Queued", f"waiting for Kueue to take the job into LocalQueue {queue}")
+    conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+    evicted = conditions.get("Evicted") or {}
+    if evicted.get("status") == "True":
+        reason = evicted.get("reason") or "Evicted"
+        message = evicted.get("message") or "the workload was evicted"
+        return Status(Phase.FAILED, "Preempted" if reason == "Preempted" else f"Evicted{reason}",
+                      f"Kueue evicted the job ({reason}): {message}", discard=True)
+    admitted, reserved = conditions.get("Admitted") or {}, conditions.get("QuotaReserved") or {}
+    if admitted.get("status") == "True":
+        return Status(Phase.PENDING, "Admitted", "admitted by Kueue; starting")
+    if reserved.get("status") == "True":
+        return Status(Phase.PENDING, "QuotaReserved", "quota reserved; waiting for admission checks")
+    detail = reserved.get("message") or "no quota reserved yet"
+    return Status(Phase.PENDING, "WaitingForQuota", f"waiting for quota in LocalQueue {queue}: {detail}")
