@@ -216,18 +216,19 @@ def build_with_shared(resource_type: str = "Pod", **config: Any) -> dict[str, An
 
 def test_each_pod_mounts_only_its_jobs_run_path_rw_and_work_path_ro_from_the_runs_claim() -> None:
     pod = build_with_shared(runs_claim="odin-data")["spec"]
-    assert {"name": "odin-runs", "persistentVolumeClaim": {"claimName": "odin-data"}} in pod["volumes"]
-    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "odin-runs"}
+    for name in ("odin-runs", "odin-work"):  # one claim, two volumes: TrainJob overrides key mounts by volume
+        assert {"name": name, "persistentVolumeClaim": {"claimName": "odin-data"}} in pod["volumes"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"] if m["name"].startswith("odin-")}
     assert mounts == {
         "/srv/runs/j-1a2b": {"name": "odin-runs", "mountPath": "/srv/runs/j-1a2b", "subPath": "j-1a2b"},
-        "/srv/runs/.pipelines/j-1a2b": {"name": "odin-runs", "mountPath": "/srv/runs/.pipelines/j-1a2b",
+        "/srv/runs/.pipelines/j-1a2b": {"name": "odin-work", "mountPath": "/srv/runs/.pipelines/j-1a2b",
                                         "subPath": ".pipelines/j-1a2b", "readOnly": True}}
 
 
 def test_without_a_runs_claim_pods_get_no_shared_paths() -> None:
     pod = build_with_shared()["spec"]
-    assert all(v["name"] != "odin-runs" for v in pod["volumes"])
-    assert all(m["name"] != "odin-runs" for m in pod["containers"][0]["volumeMounts"])
+    assert all(v["name"] not in ("odin-runs", "odin-work") for v in pod["volumes"])
+    assert all(m["name"] not in ("odin-runs", "odin-work") for m in pod["containers"][0]["volumeMounts"])
 
 
 @pytest.mark.parametrize("resource_type", ["Pod", "Job", "PyTorchJob", "TFJob", "ElasticJob"])

@@ -240,8 +240,16 @@ class KubeCluster:
     def netns_argv(self, argv: list[str]) -> list[str]:
         return [str(self.binaries["ip"]), "netns", "exec", self.netns, *argv]
 
+    @property
+    def netns_etc(self) -> Path:
+        """Files `ip netns exec` mounts over /etc for this namespace's processes (only `hosts` is written)."""
+        return Path("/etc/netns") / self.netns
+
     def start(self) -> None:
         started = time.monotonic()
+        if self.node_kind == "real":
+            self.netns_etc.mkdir(parents=True, exist_ok=True)
+            (self.netns_etc / "hosts").write_text(kube_controllers.hosts_file())
         subprocess.run([str(self.binaries["ip"]), "netns", "add", self.netns], check=True, capture_output=True)
         subprocess.run([str(self.binaries["ip"]), "-n", self.netns, "link", "set", "lo", "up"], check=True,
                        capture_output=True)
@@ -289,6 +297,7 @@ class KubeCluster:
         for forwarder in self.forwarders:
             _stop_process(forwarder, grace=1.0)
         subprocess.run([str(self.binaries["ip"]), "netns", "delete", self.netns], capture_output=True)
+        shutil.rmtree(self.netns_etc, ignore_errors=True)
 
     def restart_apiserver(self) -> None:
         """Stops and restarts kube-apiserver: every open watch breaks."""

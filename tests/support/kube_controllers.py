@@ -5,14 +5,16 @@ from the binaries and upstream CRDs/manifests `tools/kube/build.sh` puts in the 
 give them, done here:
 
 - **Webhooks.** Upstream registers each webhook by Service, which the apiserver reaches through cluster DNS; the test
-  cluster has none. The upstream webhook configurations are applied with every `clientConfig` rewritten to
-  `url: https://127.0.0.1:<port><path>` (the apiserver shares the namespace's loopback) and the `caBundle` of a CA
-  made here. Webhooks of integrations that are not enabled are left out (their servers would not answer).
+  cluster has none. The upstream webhook configurations (and Kueue's CRD conversion webhooks) are applied with every
+  `clientConfig` rewritten to `url: https://<service>.<namespace>.svc:<port><path>`, and that name resolves to
+  127.0.0.1 for the apiserver through `/etc/netns/<netns>/hosts`, which `ip netns exec` mounts over `/etc/hosts`
+  (`hosts_file()`): the certificates the controllers' rotators make for their Service name are then valid as they
+  are. Webhooks of integrations that are not enabled are left out (their servers would not answer).
 - **Certificates.** A ten-year CA and a serving certificate for `<service>.<namespace>.svc` and 127.0.0.1 are put in
   the Secret a controller's cert rotator reads (Trainer; a rotator renews anything closer than 90 days to expiry) and
   in a tmpfs mounted at controller-runtime's fixed `/tmp/k8s-webhook-server/serving-certs` inside the controller's own
-  mount namespace (the empty directory of that name on the host is only the mount point). JobSet and Kueue run with
-  their internal certificate management off.
+  mount namespace (the empty directory of that name on the host is only the mount point). JobSet runs with its
+  internal certificate management off; Trainer and Kueue keep their rotators, which find the certificates valid.
 - **Readiness.** A controller is ready when an object its webhook must admit is accepted (a server-side dry run).
 """
 
@@ -47,8 +49,22 @@ class Controller:
     args: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # written to a file passed as --config
     secret: str = ""  # the Secret its cert rotator reads (empty: no rotator)
+    ca_name: str = ""  # the rotator's CAName (its CA must be valid for that DNS name)
     webhook_names: dict[str, str] = field(default_factory=dict)  # upstream configuration name -> name to create
     keep_resources: frozenset[str] = frozenset()  # empty: every webhook
+    # CRDs whose versions it converts (upstream's webhook_in_*.yaml patches); its rotator injects its CA into them.
+    conversion_crds: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> str:
+        """The webhook Service's DNS name, which the apiserver resolves to 127.0.0.1 (see hosts_file)."""
+        return f"{self.service}.{self.namespace}.svc"
+
+
+def hosts_file() -> str:
+    """/etc/hosts for the cluster's network namespace: each controller's Service name is this loopback."""
+    names = " ".join(c.host for c in controllers())
+    return f"127.0.0.1 localhost {names}\n::1 localhost\n"
 
 
 def controllers() -> list[Controller]:
@@ -65,19 +81,26 @@ def controllers() -> list[Controller]:
             "trainer", "kubeflow-system", "kubeflow-trainer-controller-manager", 19446,
             args=("--webhook-server-port=19446", "--metrics-bind-address=0",
                   "--health-probe-bind-address=127.0.0.1:18094"),
-            secret="kubeflow-trainer-webhook-cert",
+            secret="kubeflow-trainer-webhook-cert", ca_name="kubeflow-trainer-ca",
             webhook_names={"validating-webhook-configuration": "validator.trainer.kubeflow.org"}),
         Controller(
             "kueue", "kueue-system", "kueue-webhook-service", 19445,
             config={"apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
                     "namespace": "kueue-system", "leaderElection": {"leaderElect": False},
                     "health": {"healthProbeBindAddress": "127.0.0.1:18095"}, "metrics": {"bindAddress": "0"},
-                    "webhook": {"port": 19445}, "internalCertManagement": {"enable": False},
+                    # Its rotator on (the Secret is made here): with it off, Kueue insists on metrics certificates
+                    # at a fixed /etc/kueue/metrics/certs.
+                    "webhook": {"port": 19445}, "internalCertManagement": {"enable": True},
+                    # Its visibility API server needs in-cluster credentials; nothing here uses it.
+                    "featureGates": {"VisibilityOnDemand": False},
                     "manageJobsWithoutQueueName": False,
                     "integrations": {"frameworks": list(KUEUE_FRAMEWORKS)}},
+            secret="kueue-webhook-server-cert", ca_name="kueue-ca",
             webhook_names={"mutating-webhook-configuration": "kueue-mutating-webhook-configuration",
                            "validating-webhook-configuration": "kueue-validating-webhook-configuration"},
-            keep_resources=frozenset(KUEUE_RESOURCES)),
+            keep_resources=frozenset(KUEUE_RESOURCES),
+            conversion_crds=tuple(f"{kind}.kueue.x-k8s.io" for kind in (
+                "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "resourceflavors", "workloads"))),
     ]
 
 
@@ -96,7 +119,7 @@ def install_crds(cluster: KubeCluster) -> None:
     for controller in controllers():
         for path in sorted((controller_dir(controller.name) / "crds").glob("*.yaml")):
             for crd in yaml.safe_load_all(path.read_text()):
-                if crd:
+                if crd and crd.get("kind") == "CustomResourceDefinition":
                     cluster.apply(crd)
 
 
@@ -106,15 +129,22 @@ def start_controllers(cluster: KubeCluster, workdir: Path) -> None:
     Path(CERT_DIR).mkdir(parents=True, exist_ok=True)  # the mount point; stays empty on the host
     for controller in controllers():
         certs = workdir / f"{controller.name}-certs"
-        write_webhook_certs(certs, f"{controller.service}.{controller.namespace}.svc", ip="127.0.0.1")
+        write_webhook_certs(certs, controller.host, ca_dns=controller.ca_name)
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": controller.namespace}})
         if controller.secret:
             cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                            "metadata": {"name": controller.secret, "namespace": controller.namespace},
                            "data": {n: base64.b64encode((certs / n).read_bytes()).decode()
                                     for n in ("ca.crt", "ca.key", "tls.crt", "tls.key")}})
-        for configuration in _webhook_configurations(controller, (certs / "ca.crt").read_bytes()):
+        ca = (certs / "ca.crt").read_bytes()
+        for configuration in _webhook_configurations(controller, ca):
             cluster.apply(configuration)
+        for crd in controller.conversion_crds:
+            conversion = {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": {
+                "url": f"https://{controller.host}:{controller.webhook_port}/convert",
+                "caBundle": base64.b64encode(ca).decode()}}}
+            cluster.request_patch(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}",
+                                  {"spec": {"conversion": conversion}})
         _launch(cluster, controller, certs, workdir)
 
 
@@ -169,7 +199,7 @@ def _webhook_configurations(controller: Controller, ca: bytes) -> list[dict[str,
             if controller.keep_resources and not resources & controller.keep_resources:
                 continue
             path = (webhook.get("clientConfig", {}).get("service") or {}).get("path", "/")
-            webhook["clientConfig"] = {"url": f"https://127.0.0.1:{controller.webhook_port}{path}",
+            webhook["clientConfig"] = {"url": f"https://{controller.host}:{controller.webhook_port}{path}",
                                        "caBundle": base64.b64encode(ca).decode()}
             webhook["timeoutSeconds"] = 10
             webhooks.append(webhook)

@@ -395,8 +395,11 @@ def _webhook(kind: str) -> dict[str, Any]:
                        "resources": [f"{kind}s"]}]}
 
 
-def write_webhook_certs(directory: Path, dns_name: str, ip: str | None = None) -> None:
-    """A ten-year CA (ca.crt, ca.key) and a serving certificate (tls.crt, tls.key) for `dns_name` (and `ip`)."""
+def write_webhook_certs(directory: Path, dns_name: str, ip: str | None = None, ca_dns: str = "") -> None:
+    """A ten-year CA (ca.crt, ca.key) and a serving certificate (tls.crt, tls.key) for `dns_name` (and `ip`).
+
+    cert-controller (the rotator in these operators) takes a CA as valid only if it is a valid certificate for the
+    DNS name `ca_dns` (its CAName), so the CA carries that name as a SAN."""
     import datetime
     import ipaddress
 
@@ -413,6 +416,8 @@ def write_webhook_certs(directory: Path, dns_name: str, ip: str | None = None) -
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
           .not_valid_after(ten_years).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.SubjectAlternativeName([x509.DNSName(ca_dns or "odin-test-webhook-ca")]),
+                         critical=False)
           .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                                        data_encipherment=False, key_agreement=False, key_cert_sign=True,
                                        crl_sign=True, encipher_only=False, decipher_only=False), critical=True)

@@ -83,7 +83,7 @@ for spec in "${controllers[@]}"; do
         "github.com/kubeflow/trainer/v2/cmd/trainer-controller-manager@$version")
       mv "$out/trainer-controller-manager" "$out/trainer"
       src="$(module_dir "github.com/kubeflow/trainer/v2@$version")"
-      cp "$src"/manifests/base/crds/*.yaml "$out/crds/"
+      cp "$src"/manifests/base/crds/trainer.kubeflow.org_*.yaml "$out/crds/"
       cp "$src/manifests/base/webhook/manifests.yaml" "$out/manifests/webhooks.yaml"
       cp "$src/manifests/base/runtimes/torch_distributed.yaml" "$out/manifests/" ;;
     jobset)

@@ -15,6 +15,8 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # termination message when it ends (see executor/outputs.py for the size limit).
 OUTPUTS_PATH = "/dev/termination-log"
 RUNS_VOLUME = "odin-runs"
+# The same claim again for WORK_PATH: a TrainJob's container overrides key volume mounts by volume name.
+WORK_VOLUME = "odin-work"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ def pod_template(spec: TaskSpec, ctx: PodContext, config: KubernetesConfig, *, c
     }
     volumes = _volumes(spec)
     if config.runs_claim and ctx.shared is not None:
-        volumes.append({"name": RUNS_VOLUME, "persistentVolumeClaim": {"claimName": config.runs_claim}})
+        volumes += [{"name": name, "persistentVolumeClaim": {"claimName": config.runs_claim}}
+                    for name in (RUNS_VOLUME, WORK_VOLUME)]
     if volumes:
         pod_spec["volumes"] = volumes
     if spec.node_selector:
@@ -88,7 +91,7 @@ def _runs_mounts(ctx: PodContext, config: KubernetesConfig) -> list[dict[str, An
         return []
     return [
         {"name": RUNS_VOLUME, "mountPath": str(shared.run), "subPath": str(shared.run.relative_to(shared.root))},
-        {"name": RUNS_VOLUME, "mountPath": str(shared.work), "subPath": str(shared.work.relative_to(shared.root)),
+        {"name": WORK_VOLUME, "mountPath": str(shared.work), "subPath": str(shared.work.relative_to(shared.root)),
          "readOnly": True},
     ]
 
