@@ -288,10 +288,15 @@ def test_a_trainjob_maps_the_task_onto_the_runtimes_node_job() -> None:
     assert (trainer["image"], trainer["command"], trainer["args"], trainer["numNodes"]) == (
         "trainer:1", ["python"], ["train.py"], 4)
     assert trainer["resourcesPerNode"]["limits"] == {"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"}
-    override = obj["spec"]["podSpecOverrides"][0]
-    assert override["targetJobs"] == [{"name": "node"}] and override["nodeSelector"] == {"odin.test/pool": "gpu"}
-    assert {m["mountPath"] for m in override["containers"][0]["volumeMounts"]} >= {"/data", "/scratch"}
-    assert obj["spec"]["labels"][names.LABEL_RUN] == obj["metadata"]["name"]
+    patch = obj["spec"]["runtimePatches"][0]
+    assert patch["manager"] == "odin.dev/scheduler"
+    node = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
+    assert node["name"] == "node"
+    pod = node["template"]["spec"]["template"]
+    assert pod["metadata"]["labels"][names.LABEL_RUN] == obj["metadata"]["name"]  # pods are found by Odin's labels
+    assert pod["spec"]["nodeSelector"] == {"odin.test/pool": "gpu"}
+    assert {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]} >= {"/data", "/scratch"}
+    assert obj["spec"]["activeDeadlineSeconds"] == 600
     named = build("TrainJob", replace(spec, runtime="deepspeed-distributed"))
     assert named["spec"]["runtimeRef"]["name"] == "deepspeed-distributed"
 
@@ -338,6 +343,7 @@ def test_kueue_workload_states_become_task_reasons() -> None:
                                           for t, s, r in conditions]}}
 
     assert queue_status(None, "q").reason == "Queued"
+    assert queue_status(workload(), "q").reason == "Queued"
     pending = queue_status(workload(("QuotaReserved", "False", "Pending")), "team-a")
     assert (pending.phase, pending.reason) == (Phase.PENDING, "WaitingForQuota")
     assert pending.message == "waiting for quota in LocalQueue team-a: Pending message"

@@ -79,10 +79,15 @@ def controllers() -> list[Controller]:
                            "validating-webhook-configuration": "jobset-validating-webhook-configuration"}),
         Controller(
             "trainer", "kubeflow-system", "kubeflow-trainer-controller-manager", 19446,
-            args=("--webhook-server-port=19446", "--metrics-bind-address=0",
-                  "--health-probe-bind-address=127.0.0.1:18094"),
+            config={"apiVersion": "config.trainer.kubeflow.org/v1alpha1", "kind": "Configuration",
+                    "health": {"healthProbeBindAddress": "127.0.0.1:18094"}, "metrics": {"bindAddress": "0"},
+                    "webhook": {"port": 19446}, "leaderElection": {"leaderElect": False},
+                    "certManagement": {"enable": True, "webhookServiceName": "kubeflow-trainer-controller-manager",
+                                       "webhookSecretName": "kubeflow-trainer-webhook-cert"},
+                    "statusServer": {"port": 19447}},
             secret="kubeflow-trainer-webhook-cert", ca_name="kubeflow-trainer-ca",
-            webhook_names={"validating-webhook-configuration": "validator.trainer.kubeflow.org"}),
+            webhook_names={"validating-webhook-configuration": "validator.trainer.kubeflow.org",
+                           "mutating-webhook-configuration": "defaulter.trainer.kubeflow.org"}),
         Controller(
             "kueue", "kueue-system", "kueue-webhook-service", 19445,
             config={"apiVersion": "config.kueue.x-k8s.io/v1beta2", "kind": "Configuration",
@@ -99,8 +104,9 @@ def controllers() -> list[Controller]:
             webhook_names={"mutating-webhook-configuration": "kueue-mutating-webhook-configuration",
                            "validating-webhook-configuration": "kueue-validating-webhook-configuration"},
             keep_resources=frozenset(KUEUE_RESOURCES),
+            # Upstream's crd/kustomization.yaml enables exactly these (not resourceflavors: no conversion there).
             conversion_crds=tuple(f"{kind}.kueue.x-k8s.io" for kind in (
-                "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "resourceflavors", "workloads"))),
+                "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "workloads"))),
     ]
 
 

@@ -39,13 +39,7 @@ from odin_scheduler.executor.base import (
 from odin_scheduler.executor.kubernetes import names
 from odin_scheduler.executor.kubernetes.api import KubeApi, KubeApiError
 from odin_scheduler.executor.kubernetes.config import CleanupPolicy, KubernetesConfig
-from odin_scheduler.executor.kubernetes.handlers import (
-    HANDLERS,
-    JOBSET_NAME_LABEL,
-    BuildContext,
-    ResourceHandler,
-    handler_for,
-)
+from odin_scheduler.executor.kubernetes.handlers import HANDLERS, BuildContext, ResourceHandler, handler_for
 from odin_scheduler.executor.kubernetes.logs import AttemptLogs
 from odin_scheduler.executor.kubernetes.podspec import PodContext
 from odin_scheduler.executor.kubernetes.status import Obj, Phase, Status, queue_status
@@ -58,8 +52,7 @@ T = TypeVar("T")
 _UNREACHABLE = (urllib3.exceptions.HTTPError, OSError)
 RECHECK_SECONDS = 30.0  # a waiter re-reads its attempt at least this often, whatever the watches say
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
-_TRAINER_PODS = "pods of TrainJobs"  # watch keys that are not a collection path
-_WORKLOADS = "kueue workloads"
+_WORKLOADS = "kueue workloads"  # a watch key that is not a collection path
 
 
 def default_spec(run: TaskRun) -> TaskSpec:
@@ -188,15 +181,12 @@ class KubernetesExecutor:
         return self._progress.get(str(handle.get("name")))
 
     def pods_of(self, name: str) -> list[Obj]:
-        watches = [w for w in (self._watches.get(self._pod_path()), self._watches.get(_TRAINER_PODS)) if w]
-        if not watches:
+        pods = self._watches.get(self._pod_path())
+        if pods is None:
             return []
         with self._index_lock:
             pod_names = sorted(self._pods_by_run.get(name, ()))
-        found: dict[str, Obj] = {}
-        for watch in watches:
-            found.update({p: pod for p in pod_names if (pod := watch.get(p)) is not None})
-        return [found[p] for p in sorted(found)]
+        return [pod for pod in (pods.get(p) for p in pod_names) if pod is not None]
 
     async def events(self, handle: Handle) -> list[ClusterEvent]:
         """Kubernetes events of the attempt's object and its pods, oldest first."""
@@ -310,9 +300,6 @@ class KubernetesExecutor:
         for path in (self._pod_path(), handler.collection_path(self.config.namespace)):
             on_change = self._on_pod_change if path == self._pod_path() else self._on_object_change
             self._start_watch(path, path, names.managed_selector(), on_change)
-        if handler.kind == "TrainJob":
-            # The Trainer's JobSet labels its pods with the JobSet's (= the TrainJob's) name, not with Odin's labels.
-            self._start_watch(_TRAINER_PODS, self._pod_path(), JOBSET_NAME_LABEL, self._on_pod_change)
 
     def _ensure_workload_watch(self) -> None:
         self._start_watch(_WORKLOADS, f"/apis/{KUEUE_API}/namespaces/{self.config.namespace}/workloads", "",
@@ -366,7 +353,7 @@ class KubernetesExecutor:
         """Called by the pod watch thread: index the pod under its attempt, then wake that attempt's waiter."""
         meta = pod.get("metadata", {})
         labels = meta.get("labels", {})
-        run = labels.get(names.LABEL_RUN) or labels.get(JOBSET_NAME_LABEL)
+        run = labels.get(names.LABEL_RUN)
         if not run:
             return
         with self._index_lock:

@@ -23,7 +23,6 @@ from odin_scheduler.executor.kubernetes.status import (
 )
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 
 
 @dataclass(frozen=True)
@@ -154,13 +153,14 @@ class JobSetHandler(ResourceHandler):
 class TrainJobHandler(JobSetHandler):
     """Kubeflow Trainer v2 `trainer.kubeflow.org/v1alpha1 TrainJob` on a ClusterTrainingRuntime (the task's
     `runtime`, else the executor's default): image, command, args and env become `spec.trainer`, `num_workers`
-    `numNodes`, GPUs/cpu/memory `resourcesPerNode`; volumes, mounts, node selector, tolerations and the service
-    account go in through `podSpecOverrides` for the runtime's `node` job. The Trainer makes a JobSet of the same
-    name, whose pods carry `jobset.sigs.k8s.io/jobset-name` (not Odin's labels: the executor indexes them by it)."""
+    `numNodes`, GPUs/cpu/memory `resourcesPerNode`, `timeout` `activeDeadlineSeconds`. Odin's labels, the volumes and
+    mounts, node selector, tolerations, security context and service account reach the runtime's `node` job (and its
+    JobSet and pods) through one `runtimePatches` entry owned by manager `odin`."""
 
     kind, api_version, plural = "TrainJob", "trainer.kubeflow.org/v1alpha1", "trainjobs"
     complete_condition = "Complete"
     container = "node"
+    manager = "odin.dev/scheduler"
 
     def build(self, ctx: BuildContext) -> dict[str, Any]:
         spec_, config = ctx.spec, ctx.config
@@ -172,18 +172,23 @@ class TrainJobHandler(JobSetHandler):
                 trainer[key] = main[key]
         if "resources" in main:
             trainer["resourcesPerNode"] = main["resources"]
-        override: dict[str, Any] = {"targetJobs": [{"name": self.container}]}
-        for key in ("volumes", "nodeSelector", "tolerations", "serviceAccountName"):
-            if key in pod:
-                override[key] = pod[key]
+        pod_patch: dict[str, Any] = {key: pod[key] for key in (
+            "volumes", "nodeSelector", "tolerations", "serviceAccountName", "securityContext", "imagePullSecrets")
+            if key in pod}
         if "volumeMounts" in main:
-            override["containers"] = [{"name": self.container, "volumeMounts": main["volumeMounts"]}]
+            pod_patch["containers"] = [{"name": self.container, "volumeMounts": main["volumeMounts"]}]
+        meta = {"labels": dict(ctx.pod.labels), "annotations": dict(ctx.pod.annotations)}
+        job_patch = {"name": self.container, "template": {"metadata": meta, "spec": {
+            "template": {"metadata": meta, "spec": pod_patch}}}}
         runtime = spec_.runtime or config.trainjob_runtime
         spec: dict[str, Any] = {
             "runtimeRef": {"name": runtime, "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime"},
-            "trainer": trainer, "labels": dict(ctx.pod.labels), "annotations": dict(ctx.pod.annotations),
-            "podSpecOverrides": [override],
+            "trainer": trainer,
+            "runtimePatches": [{"manager": self.manager, "trainingRuntimeSpec": {"template": {
+                "metadata": meta, "spec": {"replicatedJobs": [job_patch]}}}}],
         }
+        if spec_.timeout_seconds:
+            spec["activeDeadlineSeconds"] = max(1, int(spec_.timeout_seconds))
         if ctx.queued:
             spec["suspend"] = True
         return {"apiVersion": self.api_version, "kind": self.kind, "metadata": ctx.metadata(), "spec": spec}

@@ -189,5 +189,7 @@ def queue_status(workload: Obj | None, queue: str) -> Status:
         return Status(Phase.PENDING, "Admitted", "admitted by Kueue; starting")
     if reserved.get("status") == "True":
         return Status(Phase.PENDING, "QuotaReserved", "quota reserved; waiting for admission checks")
-    detail = reserved.get("message") or "no quota reserved yet"
+    if not reserved:  # Kueue has not looked at it yet
+        return Status(Phase.PENDING, "Queued", f"in LocalQueue {queue}, not yet considered by Kueue")
+    detail = reserved.get("message") or reserved.get("reason") or "no quota reserved yet"
     return Status(Phase.PENDING, "WaitingForQuota", f"waiting for quota in LocalQueue {queue}: {detail}")
