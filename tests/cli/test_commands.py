@@ -96,3 +96,27 @@ async def test_status_jobs_events_and_logs() -> None:
     assert [line.split()[0] for line in events[1].splitlines()] == ["13", "16", "19", "22", "25"]
     assert logs == (0, "epoch 1\nepoch 2\n", "")
     assert no_task[0] == 1 and "hello-abcd1234/prepare, hello-abcd1234/train" in no_task[2]
+
+
+async def test_status_and_show_name_each_tasks_kueue_queue_and_admission_state() -> None:
+    fake = FakeScheduler()
+    _job(fake, pb.Job.STATE_RUNNING)
+    job = fake.jobs["jobs/hello-abcd1234"]
+    job.spec.update({"tasks": [{"name": "prepare"}, {"name": "train", "queue": "team-a"}]})
+    train = next(t for t in fake.tasks["jobs/hello-abcd1234"] if t.name.endswith("/train"))
+    train.reason, train.message = "WaitingForQuota", "waiting for quota in LocalQueue team-a: insufficient cpu"
+    async with serve(fake) as address:
+        status = await odin("status", "hello-abcd1234", "--address", address)
+        show = await odin("show", "hello-abcd1234", "--address", address)
+    header, *rows = [line for line in status[1].splitlines() if line.startswith(("TASK", "prepare", "train"))]
+    assert header.split()[6:] == ["QUEUE", "REASON"]
+    assert rows[1].split()[-2:] == ["team-a", "WaitingForQuota"] and rows[0].split()[-1] == "-"
+    assert "  queue:    team-a (Kueue)  WaitingForQuota" in show[1]
+
+
+async def test_status_has_no_queue_column_without_queues() -> None:
+    fake = FakeScheduler()
+    _job(fake, pb.Job.STATE_SUCCEEDED)
+    async with serve(fake) as address:
+        status = await odin("status", "hello-abcd1234", "--address", address)
+    assert "QUEUE" not in status[1]

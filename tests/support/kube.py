@@ -501,8 +501,9 @@ class KubeCluster:
         for crd in crds:
             if crd:
                 self.apply(crd)
-        if self.node_kind == "real":
-            kube_controllers.install_crds(self)
+        # Trainer v2, JobSet and Kueue kinds exist in both shapes (their controllers run only with the real node), so
+        # RBAC on them can be checked and the executor's sweep lists them on kwok too.
+        kube_controllers.install_crds(self)
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         for obj in _scheduler_rbac(self.namespace):
             self.apply(obj)
