@@ -66,7 +66,7 @@ def test_kwok_moves_training_jobs(kube_cluster: KubeCluster) -> None:
         status = kube_cluster.request("GET", f"{path}/harness-ptj").get("status", {})
         return any(c["type"] == "Succeeded" and c["status"] == "True" for c in status.get("conditions", []))
 
-    assert_eventually(succeeded, 20)
+    assert_eventually(succeeded, 60)
     with pytest.raises(urllib.error.HTTPError) as invalid:  # the CRD's schema is enforced by the apiserver
         kube_cluster.request("POST", path, {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
                                             "metadata": {"name": "harness-bad"}, "spec": {}})

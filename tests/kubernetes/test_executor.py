@@ -160,7 +160,7 @@ async def test_a_gpu_task_that_cannot_fit_says_so_and_cancel_deletes_it(kube_clu
         progress = executor.progress(handle)
         return progress is not None and progress.reason == "InsufficientGPU"
 
-    await assert_eventually_async(insufficient_gpu, 20, what="InsufficientGPU while pending")
+    await assert_eventually_async(insufficient_gpu, 60, what="InsufficientGPU while pending")
     progress = executor.progress(handle)
     assert progress is not None and progress.phase == Phase.PENDING
     assert "nvidia.com/gpu" in progress.message
@@ -223,7 +223,7 @@ async def test_events_are_listed_and_the_sweeper_removes_orphans(kube_cluster: K
     async def scheduling_failed() -> bool:
         return any(e.reason == "FailedScheduling" for e in await executor.events(handle))
 
-    await assert_eventually_async(scheduling_failed, 20, what="a FailedScheduling event")
+    await assert_eventually_async(scheduling_failed, 60, what="a FailedScheduling event")
     assert handle["name"] not in await executor.sweep(live=lambda job, name, attempt: name == run.task)
     deleted = await executor.sweep(live=lambda job, name, attempt: False)
     assert handle["name"] in deleted

@@ -112,7 +112,7 @@ def test_a_gpu_task_that_cannot_fit_says_why_and_is_cancellable(scheduler: Stub,
         huge = tasks_of(scheduler, job.name)["huge"]
         return huge if huge.state == pb.Task.STATE_RUNNING and huge.reason == "InsufficientGPU" else None
 
-    huge = assert_eventually(waiting_for_gpus, 20, what="reason InsufficientGPU on the pending task")
+    huge = assert_eventually(waiting_for_gpus, 60, what="reason InsufficientGPU on the pending task")
     assert "nvidia.com/gpu" in huge.message
     events = scheduler.ListJobEvents(pb.ListJobEventsRequest(parent=job.name), timeout=5).events
     progress = [e for e in events if e.type == pb.JobEvent.TYPE_TASK_PROGRESS]
@@ -124,7 +124,7 @@ def test_a_gpu_task_that_cannot_fit_says_why_and_is_cancellable(scheduler: Stub,
         return any(e.type == "Warning" and e.reason == "FailedScheduling" and "nvidia.com/gpu" in e.message
                    for e in cluster_events)
 
-    assert_eventually(failed_scheduling, 10, interval=0.3, what="FailedScheduling among the task's cluster events")
+    assert_eventually(failed_scheduling, 60, interval=0.3, what="FailedScheduling among the task's cluster events")
     assert len(pods_of_job(kube_cluster, job.name)) == 1
     scheduler.CancelJob(pb.CancelJobRequest(name=job.name), timeout=10)
     assert wait_job(scheduler, job.name).state == pb.Job.STATE_CANCELLED
@@ -149,7 +149,7 @@ def test_kill_9_mid_job_then_restart_re_adopts_the_pods(service_factory: Callabl
             tasks = tasks_of(Stub(ch), job.name)
             return all(tasks[n].state == pb.Task.STATE_RUNNING and tasks[n].resource_id for n in ("long", "side"))
 
-        assert_eventually(both_running, 20, what="long and side running with recorded handles")
+        assert_eventually(both_running, 60, what="long and side running with recorded handles")
     assert_eventually(lambda: {p["metadata"]["labels"][names.LABEL_TASK] for p in pods_of_job(kube_cluster, job.name)
                                if p["status"].get("phase") == "Running"} >= {"long", "side"}, 10)
     first.kill()

@@ -195,6 +195,18 @@ def test_a_preempted_task_is_retried_under_its_retry_policy(scheduler: Stub, rea
     assert any(e.attempt == 1 and e.reason == "Preempted" for e in events), [(e.attempt, e.reason) for e in events]
 
 
+def test_a_queued_plain_pod_waits_at_kueues_gate_and_runs_once_admitted(scheduler: Stub,
+                                                                       real_cluster: KubeCluster) -> None:
+    queue_objects(real_cluster, "pods", cpu="1")
+    job = create(scheduler, python_task("single", RANKED), queue="pods")  # resource_type Pod (the default)
+    assert wait_job(scheduler, job.name).state == pb.Job.STATE_SUCCEEDED, describe(scheduler, job.name)
+    pod = tasks_of(scheduler, job.name)["single"].resource_id.removeprefix("pod/")
+    workloads = real_cluster.request("GET", f"{KUEUE}/namespaces/{real_cluster.namespace}/workloads")["items"]
+    admitted = [w for w in workloads if any(o["name"] == pod for o in w["metadata"].get("ownerReferences", []))
+                and any(c["type"] == "Admitted" for c in w.get("status", {}).get("conditions", []))]
+    assert admitted, "Kueue admitted a Workload for the task's pod"  # its pod integration gated and released it
+
+
 def test_a_queue_that_does_not_exist_fails_the_task_at_once(scheduler: Stub) -> None:
     started = time.monotonic()
     job = create(scheduler, python_task("t", "pass", resource_type="Job", queue="no-such-queue"))

@@ -62,6 +62,8 @@ class SchedulerConfig(ServerConfig):
     # kubernetes: the PersistentVolumeClaim (in kube_namespace) holding run_path's files; each task pod mounts its
     # job's ${RUN_PATH} (read-write) and ${WORK_PATH} (read-only) from it. Empty: no shared paths in pods.
     kube_runs_claim: str = ""
+    # kubernetes: the ClusterTrainingRuntime a TrainJob task uses when it names none.
+    kube_trainjob_runtime: str = "torch-distributed"
     # The most task attempts running at once across all jobs.
     max_parallel_tasks: int = 64
     # Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
@@ -99,7 +101,8 @@ def _kubernetes_executor(config: SchedulerConfig) -> Executor:
     if config.kubeconfig and not Path(config.kubeconfig).is_file():
         raise ConfigError(f"ODIN_SCHEDULER_KUBECONFIG: no such file {config.kubeconfig}")
     settings = KubernetesConfig(kubeconfig=config.kubeconfig, namespace=config.kube_namespace, cleanup=cleanup,
-                                service_account=config.kube_service_account, runs_claim=config.kube_runs_claim)
+                                service_account=config.kube_service_account, runs_claim=config.kube_runs_claim,
+                                trainjob_runtime=config.kube_trainjob_runtime)
     try:
         return KubernetesExecutor(settings)
     except Exception as exc:  # a kubeconfig the client cannot use, no in-cluster credentials

@@ -487,7 +487,7 @@ def _with_queue(status: Status, queued: Status) -> Status:
     yet), the Workload's state is the reason users see."""
     if queued.phase == Phase.FAILED:
         return queued
-    if status.phase == Phase.PENDING and status.reason in ("", "Suspended"):
+    if status.phase == Phase.PENDING and status.reason in ("", "Suspended", "SchedulingGated"):
         return queued
     return status
 

@@ -167,6 +167,8 @@ def _waiting(status: Obj) -> tuple[str, str] | None:
 def _unscheduled(status: Obj) -> Status | None:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            if condition.get("reason") == "SchedulingGated":  # e.g. Kueue's gate until the pod is admitted
+                return Status(Phase.PENDING, "SchedulingGated", condition.get("message") or "scheduling gated")
             message = condition.get("message") or "no node can run the pod"
             reason = "InsufficientGPU" if f"Insufficient {GPU_RESOURCE}" in message else "Unschedulable"
             return Status(Phase.PENDING, reason, message)
