@@ -121,6 +121,22 @@ def test_an_unknown_runtime_fails_the_task_naming_it(scheduler: Stub) -> None:
     assert "no-such-runtime" in task.message, (task.reason, task.message)
 
 
+def test_num_workers_over_the_runtimes_limit_fails_the_task_naming_the_field(scheduler: Stub,
+                                                                            real_cluster: KubeCluster) -> None:
+    # An MPI runtime that runs its launcher as a node but has no launcher job takes one node only (Trainer's rule).
+    real_cluster.apply({
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+        "metadata": {"name": "single-node-mpi"},
+        "spec": {"mlPolicy": {"numNodes": 1, "mpi": {"runLauncherAsNode": True}}, "template": {"spec": {
+            "replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": {
+                "containers": [{"name": "node", "image": IMAGE}]}}}}}]}}}})
+    job = create(scheduler, python_task("train", "pass", resource_type="TrainJob", runtime="single-node-mpi",
+                                        num_workers=2))
+    assert wait_job(scheduler, job.name, timeout=60).state == pb.Job.STATE_FAILED
+    task = tasks_of(scheduler, job.name)["train"]
+    assert task.reason == "InvalidObject" and "numNodes" in task.message, (task.reason, task.message)
+
+
 def test_deleting_the_job_removes_the_trainjob_its_jobset_and_pods(scheduler: Stub, real_cluster: KubeCluster) -> None:
     job = create(scheduler, python_task("train", RANKED, resource_type="TrainJob", num_workers=2))
     assert wait_job(scheduler, job.name).state == pb.Job.STATE_SUCCEEDED

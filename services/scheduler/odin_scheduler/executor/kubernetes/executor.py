@@ -557,7 +557,9 @@ def _start_error(handler: ResourceHandler, exc: KubeApiError) -> Exception:
     if exc.status == 404:
         return PermanentError(f"the cluster does not serve {handler.kind} ({handler.api_version}): {exc.message}",
                               reason="KindNotInstalled")
-    if exc.status in (400, 422):
+    # A validating webhook's refusal (a training runtime's limits, Kueue's checks) arrives as 403: it is about the
+    # object, not about Odin's rights.
+    if exc.status in (400, 422) or (exc.status == 403 and "denied the request" in exc.message):
         return PermanentError(f"the cluster rejected the {handler.kind}: {exc.message}", reason="InvalidObject")
     if exc.status in (401, 403):
         return PermanentError(f"not allowed to create the {handler.kind}: {exc.message}", reason="Forbidden")
