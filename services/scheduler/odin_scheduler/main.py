@@ -46,7 +46,7 @@ class SchedulerConfig(ServerConfig):
     # Root of the files tasks see: every job's workspace (${RUN_PATH}) and pipeline files (${WORK_PATH}).
     run_path: Path = Path()
     # The scheduler's own files (attempt logs, exit codes); never mounted into a task. Empty: `<run_path>-state`.
-    state_path: Path = Path()
+    state_path: str = ""
     # The pipelines service (host:port) that resolves PipelineRef sources; empty: inline pipelines only.
     pipelines_address: str = ""
     # `local` (host processes), `kubernetes` (Pods, Jobs, training jobs) or `instant` (no processes; benchmarks).
@@ -127,7 +127,7 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
     except ValueError as exc:
         raise ConfigError(f"ODIN_SCHEDULER_STORE_URL: {exc}") from None
     await store.open()
-    layout = Layout(config.run_path.resolve(), config.state_path.resolve() if config.state_path != Path() else None)
+    layout = Layout(config.run_path.resolve(), Path(config.state_path).resolve() if config.state_path else None)
     engine = Engine(store, executor, layout, EngineConfig(max_parallel_tasks=config.max_parallel_tasks))
     hub = EventHub(store)
     await hub.start()
