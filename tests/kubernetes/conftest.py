@@ -15,13 +15,15 @@ def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClust
     yield from cluster_fixture(tmp_path_factory.mktemp("k8s"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """A control plane with one real node (containerd + runc + kubelet) and no kwok: pods run real containers."""
+    """A control plane with one real node (containerd + runc + kubelet) and the training controllers, no kwok: pods
+    run real containers. One per test module (~20 s to start), so that its kubelet, containerd and controllers do not
+    keep loading the machine while the rest of the suite runs."""
     yield from cluster_fixture(tmp_path_factory.mktemp("k8s-real"), node_kind="real")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs_dir(real_cluster: KubeCluster) -> Path:
     """The runs volume: claim `odin-runs` in the task namespace, a hostPath volume on the node's disk, which the
     schedulers of these tests use as their run_path (the scheduler and the node share one machine)."""

@@ -187,7 +187,7 @@ def test_fifty_agents_with_one_slow_and_one_dead(
         slow_seen = "did not answer" in found["nodes/slow"].state_message
         return found if len(ready) == 48 and slow_seen else None
 
-    found = assert_eventually(settled, timeout=20, what="48 READY, the slow one timed out")
+    found = assert_eventually(settled, timeout=60, what="48 READY, the slow one timed out")
     assert len(found) == 50 and found["nodes/dead"].state == found["nodes/slow"].state == UNREACHABLE
     timings = []
     for _ in range(20):
