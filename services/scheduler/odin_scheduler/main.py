@@ -116,6 +116,11 @@ def check(config: SchedulerConfig) -> None:
         raise ConfigError("missing required configuration ODIN_SCHEDULER_RUN_PATH (or `run_path` in the file)")
 
 
+def layout_of(config: SchedulerConfig) -> Layout:
+    """Where task data (run_path) and the scheduler's bookkeeping (state_path) live, as absolute paths."""
+    return Layout(config.run_path.resolve(), Path(config.state_path).resolve() if config.state_path else None)
+
+
 async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
     from odin_scheduler.servicer import SchedulerServicer
     from odin_scheduler.sources import PipelineSources
@@ -127,7 +132,7 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
     except ValueError as exc:
         raise ConfigError(f"ODIN_SCHEDULER_STORE_URL: {exc}") from None
     await store.open()
-    layout = Layout(config.run_path.resolve(), Path(config.state_path).resolve() if config.state_path else None)
+    layout = layout_of(config)
     engine = Engine(store, executor, layout, EngineConfig(max_parallel_tasks=config.max_parallel_tasks))
     hub = EventHub(store)
     await hub.start()
