@@ -191,12 +191,14 @@ def test_a_preempted_task_is_retried_under_its_retry_policy(scheduler: Stub, rea
     script = "import os, time\nif os.environ['ODIN_ATTEMPT'] == '1':\n    time.sleep(600)"
     job = create(scheduler, python_task("long", script, resource_type="JobSet", cpu={"requests": "1"},
                                         retries={"limit": 1, "backoff": "1s"}), queue="small")
-    task_name = f"{job.name}/tasks/long"
-    assert_eventually(lambda: scheduler.GetTask(pb.GetTaskRequest(name=task_name), timeout=5).task.state
-                      == pb.Task.STATE_RUNNING and not scheduler.GetTask(
-                          pb.GetTaskRequest(name=task_name), timeout=5).task.reason, timeout=90, interval=0.2,
-                      what="attempt 1 admitted and running")
     ns = real_cluster.namespace
+    job_pods = f"{names.LABEL_JOB}={names.label_value(job.name.removeprefix('jobs/'))}"
+
+    def attempt_1_running() -> bool:  # admitted by Kueue and its pod started: only then is there something to preempt
+        pods = real_cluster.request("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={quote(job_pods)}")["items"]
+        return any(p.get("status", {}).get("phase") == "Running" for p in pods)
+
+    assert_eventually(attempt_1_running, timeout=90, interval=0.2, what="attempt 1 admitted and its pod running")
     real_cluster.apply({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": "urgent", "namespace": ns, "labels": {"kueue.x-k8s.io/queue-name": "small",
