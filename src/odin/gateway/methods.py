@@ -14,6 +14,7 @@ DESCRIPTOR_SET = Path(__file__).resolve().parent / "odin.protoset"
 # midgard's AgentService is left out on purpose: agents are node-local and only midgard calls them.
 PUBLIC_SERVICES: dict[str, str] = {
     "odin.auth.v1.AuthService": "auth",
+    "odin.auth.v1.AuditService": "auth",
     "odin.pipelines.v1.PipelinesService": "pipelines",
     "odin.scheduler.v1.SchedulerService": "scheduler",
     "odin.midgard.v1.MidgardService": "midgard",

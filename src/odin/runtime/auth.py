@@ -1,9 +1,12 @@
 """Authentication and authorization for every Odin service: one interceptor, one role table per service.
 
 Each service declares which role each RPC needs (`runtime.add_service(..., roles=TABLE)`; an
-RPC left out of the table needs ADMIN, so a forgotten entry fails closed). The interceptor
-reads `authorization: Bearer <token>`, verifies it, checks the role and makes the caller
-available to handlers through `current_identity()`.
+RPC left out of the table needs ADMIN, so a forgotten entry fails closed). A plain `Role` is a
+global role; `ProjectRole(role)` is a role in the project the request touches: the interceptor
+pre-checks the caller's best role anywhere and the handler checks the project itself
+(`odin.runtime.projects.require_project_role`). The suite's robot (Role.SERVICE) may call only
+`SERVICE_CALLS`. The interceptor reads `authorization: Bearer <token>`, verifies it, checks the
+role and makes the caller available to handlers through `current_identity()`.
 
 Bearer tokens are either access JWTs (verified locally with the JWKS) or API tokens
 (`odin_…`), which only the auth service can look up: a service with `auth_address` exchanges
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,7 +45,8 @@ from odin.runtime.tokens import (
     jwks_file_fetch,
 )
 
-__all__ = ["AuthInterceptor", "Identity", "Role", "authenticated_channel", "current_identity"]
+__all__ = ["AuthInterceptor", "Identity", "ProjectRole", "Role", "Rule", "authenticated_channel",
+           "current_identity"]
 
 log = logging.getLogger("odin.auth")
 
@@ -50,6 +55,24 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Who handlers see when enforcement is switched off for a local experiment.
 LOCAL_IDENTITY = Identity("local", Role.ADMIN)
 _API_TOKEN_CACHE_SECONDS = 60.0
+
+# The calls one Odin service makes to another under its own token: all the robot may do.
+SERVICE_CALLS = frozenset({
+    "/odin.auth.v1.AuthService/ListTokenRevocations",
+    "/odin.auth.v1.AuditService/WriteAuditRecords",
+    "/odin.midgard.v1.AgentService/GetNodeInfo",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectRole:
+    """A role needed in the project a request touches (checked by the handler), not globally."""
+
+    role: Role
+
+
+# What an RPC needs: a global role or a role in the request's project.
+Rule = Role | ProjectRole
 
 _identity: contextvars.ContextVar[Identity | None] = contextvars.ContextVar("odin_identity", default=None)
 _bearer: contextvars.ContextVar[str | None] = contextvars.ContextVar("odin_bearer", default=None)
@@ -80,14 +103,14 @@ class AuthInterceptor(WrappingInterceptor):
         self.verifier = verifier
         self.api_tokens = api_tokens
         self.disabled = disabled
-        self.rules: dict[str, Role] = {}
+        self.rules: dict[str, Rule] = {}
 
     def use(self, verifier: TokenVerifier, api_tokens: ApiTokenResolver | None) -> None:
         """Verifies with these (the auth service verifies with its own keys and store)."""
         self.verifier, self.api_tokens = verifier, api_tokens
 
-    def register(self, service: str, roles: Mapping[str, Role] | None) -> None:
-        """Adds `service`'s role table (method name → role); unlisted methods need ADMIN."""
+    def register(self, service: str, roles: Mapping[str, Rule] | None) -> None:
+        """Adds `service`'s role table (method name → rule); unlisted methods need ADMIN."""
         methods = [m.name for m in descriptor_pool.Default().FindServiceByName(service).methods]
         unknown = set(roles or {}) - set(methods)
         if unknown:
@@ -98,7 +121,7 @@ class AuthInterceptor(WrappingInterceptor):
         for method in methods:
             self.rules[f"/{service}/{method}"] = (roles or {}).get(method, Role.ADMIN)
 
-    def required_role(self, method: str) -> Role:
+    def required_role(self, method: str) -> Rule:
         if method.startswith(OPEN_PREFIXES):
             return Role.ANONYMOUS
         return self.rules.get(method, Role.ADMIN)
@@ -137,10 +160,11 @@ class AuthInterceptor(WrappingInterceptor):
             if required is Role.ANONYMOUS:
                 return None, None  # a stale token must not block Login or RefreshToken
             raise
-        if not identity.has(required):
+        if not allowed(identity, method, required):
+            needed = required.role if isinstance(required, ProjectRole) else required
             raise PermissionDenied(
-                f"{method.rsplit('/', 1)[-1]} needs the {required.name.lower()} role",
-                reason="ROLE_REQUIRED", metadata={"required_role": required.name.lower()},
+                f"{method.rsplit('/', 1)[-1]} needs the {needed.name.lower()} role",
+                reason="ROLE_REQUIRED", metadata={"required_role": needed.name.lower()},
             )
         return identity, bearer
 
@@ -153,6 +177,17 @@ class AuthInterceptor(WrappingInterceptor):
         if self.verifier is None:
             raise Unavailable("this service cannot verify tokens yet", reason="AUTH_NOT_READY")
         return await self.verifier.verify(bearer)
+
+
+def allowed(identity: Identity, method: str, required: Rule) -> bool:
+    """The interceptor's check: the robot by SERVICE_CALLS, project rules by the best role anywhere."""
+    if identity.is_service:
+        return method in SERVICE_CALLS
+    if required is Role.ANONYMOUS:
+        return True
+    if isinstance(required, ProjectRole):
+        return identity.best_role() >= required.role
+    return identity.has(required)
 
 
 def _bearer_token(metadata: Any) -> str | None:

@@ -27,7 +27,7 @@ from odin.runtime import auth
 from odin.runtime.config import ConfigError, load_config
 from odin.runtime.interceptors import ErrorInterceptor
 from odin.runtime.logs import configure_logging
-from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER, Role
+from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 log = logging.getLogger("odin.runtime")
 
@@ -76,10 +76,10 @@ class ServiceRuntime:
         )
 
     def add_service(self, full_name: str, register: Callable[[Any, aio.Server], None], servicer: Any,
-                    roles: Mapping[str, Role] | None = None) -> None:
+                    roles: Mapping[str, auth.Rule] | None = None) -> None:
         """Registers a servicer, e.g. `add_service(NAME, add_XServicer_to_server, XServicer(), roles=ROLES)`.
 
-        `roles` maps each RPC name to the least role that may call it (Role.ANONYMOUS: no token
+        `roles` maps each RPC name to the least role (or `auth.ProjectRole`) that may call it (ANONYMOUS: no token
         needed); an RPC left out needs ADMIN.
         """
         self.auth.register(full_name, roles)

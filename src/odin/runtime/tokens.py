@@ -37,12 +37,17 @@ _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "role"]
 
 
 class Role(enum.IntEnum):
-    """What a caller may do; the numbers equal `odin.auth.v1.User.Role`. ANONYMOUS marks open RPCs."""
+    """What a caller may do; the numbers equal `odin.auth.v1.User.Role`. ANONYMOUS marks open RPCs.
+
+    VIEWER < USER < ADMIN are ordered. SERVICE (the suite's own robot) is outside that order: it
+    may make only the calls listed in `odin.runtime.auth.SERVICE_CALLS`, never compare it with `>=`.
+    """
 
     ANONYMOUS = 0
     VIEWER = 1
     USER = 2
     ADMIN = 3
+    SERVICE = 4
 
     @classmethod
     def from_claim(cls, name: object) -> Role:
@@ -55,22 +60,64 @@ class Role(enum.IntEnum):
         return role
 
 
+DEFAULT_PROJECT = "default"
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
-    """The verified caller: `users/<username>` and role; `session` and `api_token` say how it logged in."""
+    """The verified caller: `users/<username>`, global role and project roles.
+
+    `session` and `api_token` say how it logged in; `token_version` is the `ver` claim, checked
+    against the revocation feed. `projects` holds explicit memberships (project id → role).
+    """
 
     username: str
     role: Role
     session: str = ""
     api_token: str = ""
     expires_at: float = 0.0
+    projects: Mapping[str, Role] = dataclasses.field(default_factory=dict)
+    token_version: int = 0
 
     @property
     def name(self) -> str:
         return f"users/{self.username}"
 
+    @property
+    def is_service(self) -> bool:
+        return self.role is Role.SERVICE
+
     def has(self, required: Role) -> bool:
-        return self.role >= required
+        """Whether the global role is at least `required` (the robot's role never is)."""
+        return not self.is_service and self.role >= required
+
+    def project_role(self, project: str) -> Role:
+        """The caller's role in `project` (a bare id); ANONYMOUS when not a member.
+
+        Admins are admins everywhere; in the default project everyone has their global role
+        (so a single-team setup needs no memberships); elsewhere only memberships count.
+        """
+        if self.is_service:
+            return Role.ANONYMOUS
+        if self.role is Role.ADMIN:
+            return Role.ADMIN
+        implicit = self.role if project == DEFAULT_PROJECT else Role.ANONYMOUS
+        return max(implicit, self.projects.get(project, Role.ANONYMOUS))
+
+    def best_role(self) -> Role:
+        """The highest role the caller has anywhere: what a project-scoped RPC is pre-checked against."""
+        if self.is_service:
+            return Role.ANONYMOUS
+        return max([self.role, *self.projects.values()])
+
+    def visible_projects(self) -> frozenset[str] | None:
+        """The projects whose resources the caller may read; None means every project (admins)."""
+        if self.role is Role.ADMIN:
+            return None
+        members = {p for p, r in self.projects.items() if r >= Role.VIEWER}
+        if self.role >= Role.VIEWER and not self.is_service:
+            members.add(DEFAULT_PROJECT)
+        return frozenset(members)
 
 
 # ---- keys ----------------------------------------------------------------------------------

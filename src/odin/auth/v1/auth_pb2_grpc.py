@@ -113,6 +113,51 @@ class AuthServiceStub:
                 request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.SerializeToString,
                 response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.FromString,
                 _registered_method=True)
+        self.CreateProject = channel.unary_unary(
+                '/odin.auth.v1.AuthService/CreateProject',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectResponse.FromString,
+                _registered_method=True)
+        self.GetProject = channel.unary_unary(
+                '/odin.auth.v1.AuthService/GetProject',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectResponse.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/odin.auth.v1.AuthService/ListProjects',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.UpdateProject = channel.unary_unary(
+                '/odin.auth.v1.AuthService/UpdateProject',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectResponse.FromString,
+                _registered_method=True)
+        self.DeleteProject = channel.unary_unary(
+                '/odin.auth.v1.AuthService/DeleteProject',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectResponse.FromString,
+                _registered_method=True)
+        self.SetProjectMember = channel.unary_unary(
+                '/odin.auth.v1.AuthService/SetProjectMember',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberResponse.FromString,
+                _registered_method=True)
+        self.RemoveProjectMember = channel.unary_unary(
+                '/odin.auth.v1.AuthService/RemoveProjectMember',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberResponse.FromString,
+                _registered_method=True)
+        self.ListProjectMembers = channel.unary_unary(
+                '/odin.auth.v1.AuthService/ListProjectMembers',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersResponse.FromString,
+                _registered_method=True)
+        self.ListTokenRevocations = channel.unary_unary(
+                '/odin.auth.v1.AuthService/ListTokenRevocations',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -236,6 +281,77 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateProject(self, request, context):
+        """Creates a project. Admins only. The creator is not made a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProject(self, request, context):
+        """Returns a project. NOT_FOUND (reason `PROJECT_NOT_FOUND`) when it does
+        not exist or the caller is not a member (no existence leak).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """Lists the projects the caller is a member of (admins: every project),
+        by id, with the caller's role in each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateProject(self, request, context):
+        """Changes a project's display name or description. Project admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteProject(self, request, context):
+        """Deletes a project and its memberships. Admins only. The default project
+        cannot be deleted (FAILED_PRECONDITION, reason `DEFAULT_PROJECT`). Jobs
+        and pipelines of a deleted project stay readable by admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetProjectMember(self, request, context):
+        """Adds a member to a project or changes their role. Project admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveProjectMember(self, request, context):
+        """Removes a member from a project. Project admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjectMembers(self, request, context):
+        """Lists the members of a project. Project members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokenRevocations(self, request, context):
+        """The revocation feed: users whose earlier access tokens no longer count
+        (disabled, deleted, demoted, membership changed, password changed), as
+        the lowest token version each still accepts. Services poll it (every 2 s
+        by default) and refuse older tokens with UNAUTHENTICATED (reason
+        `TOKEN_REVOKED`). Service robot and admins.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +424,51 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.ExchangeApiToken,
                     request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.FromString,
                     response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.SerializeToString,
+            ),
+            'CreateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProject,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectResponse.SerializeToString,
+            ),
+            'GetProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProject,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectResponse.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'UpdateProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateProject,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectResponse.SerializeToString,
+            ),
+            'DeleteProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteProject,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectResponse.SerializeToString,
+            ),
+            'SetProjectMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetProjectMember,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberResponse.SerializeToString,
+            ),
+            'RemoveProjectMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveProjectMember,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberResponse.SerializeToString,
+            ),
+            'ListProjectMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjectMembers,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersResponse.SerializeToString,
+            ),
+            'ListTokenRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokenRevocations,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -697,6 +858,372 @@ class AuthService:
             '/odin.auth.v1.AuthService/ExchangeApiToken',
             odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenRequest.SerializeToString,
             odin_dot_auth_dot_v1_dot_auth__pb2.ExchangeApiTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/CreateProject',
+            odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.CreateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/GetProject',
+            odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.GetProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/ListProjects',
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/UpdateProject',
+            odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.UpdateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/DeleteProject',
+            odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.DeleteProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetProjectMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/SetProjectMember',
+            odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.SetProjectMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveProjectMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/RemoveProjectMember',
+            odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.RemoveProjectMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjectMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/ListProjectMembers',
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListProjectMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokenRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuthService/ListTokenRevocations',
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListTokenRevocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AuditServiceStub:
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.WriteAuditRecords = channel.unary_unary(
+                '/odin.auth.v1.AuditService/WriteAuditRecords',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsResponse.FromString,
+                _registered_method=True)
+        self.ListAuditRecords = channel.unary_unary(
+                '/odin.auth.v1.AuditService/ListAuditRecords',
+                request_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.SerializeToString,
+                response_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    def WriteAuditRecords(self, request, context):
+        """Stores records sent by another Odin service. Service robot only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditRecords(self, request, context):
+        """Lists audit records, newest first. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'WriteAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteAuditRecords,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsResponse.SerializeToString,
+            ),
+            'ListAuditRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditRecords,
+                    request_deserializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.FromString,
+                    response_serializer=odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'odin.auth.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('odin.auth.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    @staticmethod
+    def WriteAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuditService/WriteAuditRecords',
+            odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.WriteAuditRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/odin.auth.v1.AuditService/ListAuditRecords',
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsRequest.SerializeToString,
+            odin_dot_auth_dot_v1_dot_auth__pb2.ListAuditRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

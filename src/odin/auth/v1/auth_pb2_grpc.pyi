@@ -90,6 +90,36 @@ class AuthServiceStub:
     services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
     when the API token is unknown, revoked, expired or its user disabled.
     """
+    CreateProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateProjectRequest, _auth_pb2.CreateProjectResponse]
+    """Creates a project. Admins only. The creator is not made a member."""
+    GetProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetProjectRequest, _auth_pb2.GetProjectResponse]
+    """Returns a project. NOT_FOUND (reason `PROJECT_NOT_FOUND`) when it does
+    not exist or the caller is not a member (no existence leak).
+    """
+    ListProjects: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListProjectsRequest, _auth_pb2.ListProjectsResponse]
+    """Lists the projects the caller is a member of (admins: every project),
+    by id, with the caller's role in each.
+    """
+    UpdateProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateProjectRequest, _auth_pb2.UpdateProjectResponse]
+    """Changes a project's display name or description. Project admins."""
+    DeleteProject: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteProjectRequest, _auth_pb2.DeleteProjectResponse]
+    """Deletes a project and its memberships. Admins only. The default project
+    cannot be deleted (FAILED_PRECONDITION, reason `DEFAULT_PROJECT`). Jobs
+    and pipelines of a deleted project stay readable by admins.
+    """
+    SetProjectMember: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetProjectMemberRequest, _auth_pb2.SetProjectMemberResponse]
+    """Adds a member to a project or changes their role. Project admins."""
+    RemoveProjectMember: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RemoveProjectMemberRequest, _auth_pb2.RemoveProjectMemberResponse]
+    """Removes a member from a project. Project admins."""
+    ListProjectMembers: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListProjectMembersRequest, _auth_pb2.ListProjectMembersResponse]
+    """Lists the members of a project. Project members."""
+    ListTokenRevocations: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListTokenRevocationsRequest, _auth_pb2.ListTokenRevocationsResponse]
+    """The revocation feed: users whose earlier access tokens no longer count
+    (disabled, deleted, demoted, membership changed, password changed), as
+    the lowest token version each still accepts. Services poll it (every 2 s
+    by default) and refuse older tokens with UNAUTHENTICATED (reason
+    `TOKEN_REVOKED`). Service robot and admins.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -152,6 +182,36 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Exchanges an API token for a short-lived access token (a JWT), so that
     services which only verify JWTs accept scripts and CI. UNAUTHENTICATED
     when the API token is unknown, revoked, expired or its user disabled.
+    """
+    CreateProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateProjectRequest, _auth_pb2.CreateProjectResponse]  # type: ignore[assignment]
+    """Creates a project. Admins only. The creator is not made a member."""
+    GetProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetProjectRequest, _auth_pb2.GetProjectResponse]  # type: ignore[assignment]
+    """Returns a project. NOT_FOUND (reason `PROJECT_NOT_FOUND`) when it does
+    not exist or the caller is not a member (no existence leak).
+    """
+    ListProjects: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListProjectsRequest, _auth_pb2.ListProjectsResponse]  # type: ignore[assignment]
+    """Lists the projects the caller is a member of (admins: every project),
+    by id, with the caller's role in each.
+    """
+    UpdateProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateProjectRequest, _auth_pb2.UpdateProjectResponse]  # type: ignore[assignment]
+    """Changes a project's display name or description. Project admins."""
+    DeleteProject: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteProjectRequest, _auth_pb2.DeleteProjectResponse]  # type: ignore[assignment]
+    """Deletes a project and its memberships. Admins only. The default project
+    cannot be deleted (FAILED_PRECONDITION, reason `DEFAULT_PROJECT`). Jobs
+    and pipelines of a deleted project stay readable by admins.
+    """
+    SetProjectMember: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetProjectMemberRequest, _auth_pb2.SetProjectMemberResponse]  # type: ignore[assignment]
+    """Adds a member to a project or changes their role. Project admins."""
+    RemoveProjectMember: _aio.UnaryUnaryMultiCallable[_auth_pb2.RemoveProjectMemberRequest, _auth_pb2.RemoveProjectMemberResponse]  # type: ignore[assignment]
+    """Removes a member from a project. Project admins."""
+    ListProjectMembers: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListProjectMembersRequest, _auth_pb2.ListProjectMembersResponse]  # type: ignore[assignment]
+    """Lists the members of a project. Project members."""
+    ListTokenRevocations: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListTokenRevocationsRequest, _auth_pb2.ListTokenRevocationsResponse]  # type: ignore[assignment]
+    """The revocation feed: users whose earlier access tokens no longer count
+    (disabled, deleted, demoted, membership changed, password changed), as
+    the lowest token version each still accepts. Services poll it (every 2 s
+    by default) and refuse older tokens with UNAUTHENTICATED (reason
+    `TOKEN_REVOKED`). Service robot and admins.
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -298,4 +358,137 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         when the API token is unknown, revoked, expired or its user disabled.
         """
 
+    @_abc_1.abstractmethod
+    def CreateProject(
+        self,
+        request: _auth_pb2.CreateProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CreateProjectResponse, _abc.Awaitable[_auth_pb2.CreateProjectResponse]]:
+        """Creates a project. Admins only. The creator is not made a member."""
+
+    @_abc_1.abstractmethod
+    def GetProject(
+        self,
+        request: _auth_pb2.GetProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetProjectResponse, _abc.Awaitable[_auth_pb2.GetProjectResponse]]:
+        """Returns a project. NOT_FOUND (reason `PROJECT_NOT_FOUND`) when it does
+        not exist or the caller is not a member (no existence leak).
+        """
+
+    @_abc_1.abstractmethod
+    def ListProjects(
+        self,
+        request: _auth_pb2.ListProjectsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListProjectsResponse, _abc.Awaitable[_auth_pb2.ListProjectsResponse]]:
+        """Lists the projects the caller is a member of (admins: every project),
+        by id, with the caller's role in each.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateProject(
+        self,
+        request: _auth_pb2.UpdateProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.UpdateProjectResponse, _abc.Awaitable[_auth_pb2.UpdateProjectResponse]]:
+        """Changes a project's display name or description. Project admins."""
+
+    @_abc_1.abstractmethod
+    def DeleteProject(
+        self,
+        request: _auth_pb2.DeleteProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DeleteProjectResponse, _abc.Awaitable[_auth_pb2.DeleteProjectResponse]]:
+        """Deletes a project and its memberships. Admins only. The default project
+        cannot be deleted (FAILED_PRECONDITION, reason `DEFAULT_PROJECT`). Jobs
+        and pipelines of a deleted project stay readable by admins.
+        """
+
+    @_abc_1.abstractmethod
+    def SetProjectMember(
+        self,
+        request: _auth_pb2.SetProjectMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.SetProjectMemberResponse, _abc.Awaitable[_auth_pb2.SetProjectMemberResponse]]:
+        """Adds a member to a project or changes their role. Project admins."""
+
+    @_abc_1.abstractmethod
+    def RemoveProjectMember(
+        self,
+        request: _auth_pb2.RemoveProjectMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RemoveProjectMemberResponse, _abc.Awaitable[_auth_pb2.RemoveProjectMemberResponse]]:
+        """Removes a member from a project. Project admins."""
+
+    @_abc_1.abstractmethod
+    def ListProjectMembers(
+        self,
+        request: _auth_pb2.ListProjectMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListProjectMembersResponse, _abc.Awaitable[_auth_pb2.ListProjectMembersResponse]]:
+        """Lists the members of a project. Project members."""
+
+    @_abc_1.abstractmethod
+    def ListTokenRevocations(
+        self,
+        request: _auth_pb2.ListTokenRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListTokenRevocationsResponse, _abc.Awaitable[_auth_pb2.ListTokenRevocationsResponse]]:
+        """The revocation feed: users whose earlier access tokens no longer count
+        (disabled, deleted, demoted, membership changed, password changed), as
+        the lowest token version each still accepts. Services poll it (every 2 s
+        by default) and refuse older tokens with UNAUTHENTICATED (reason
+        `TOKEN_REVOKED`). Service robot and admins.
+        """
+
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AuditServiceStub:
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
+    WriteAuditRecords: _grpc.UnaryUnaryMultiCallable[_auth_pb2.WriteAuditRecordsRequest, _auth_pb2.WriteAuditRecordsResponse]
+    """Stores records sent by another Odin service. Service robot only."""
+    ListAuditRecords: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAuditRecordsRequest, _auth_pb2.ListAuditRecordsResponse]
+    """Lists audit records, newest first. Admins only."""
+
+@_typing.type_check_only
+class AuditServiceAsyncStub(AuditServiceStub):
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    WriteAuditRecords: _aio.UnaryUnaryMultiCallable[_auth_pb2.WriteAuditRecordsRequest, _auth_pb2.WriteAuditRecordsResponse]  # type: ignore[assignment]
+    """Stores records sent by another Odin service. Service robot only."""
+    ListAuditRecords: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAuditRecordsRequest, _auth_pb2.ListAuditRecordsResponse]  # type: ignore[assignment]
+    """Lists audit records, newest first. Admins only."""
+
+class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
+    """AuditService keeps the audit log: one record per mutating call of every
+    Odin service (who, what, when, result, request id), never with secrets.
+    """
+
+    @_abc_1.abstractmethod
+    def WriteAuditRecords(
+        self,
+        request: _auth_pb2.WriteAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.WriteAuditRecordsResponse, _abc.Awaitable[_auth_pb2.WriteAuditRecordsResponse]]:
+        """Stores records sent by another Odin service. Service robot only."""
+
+    @_abc_1.abstractmethod
+    def ListAuditRecords(
+        self,
+        request: _auth_pb2.ListAuditRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListAuditRecordsResponse, _abc.Awaitable[_auth_pb2.ListAuditRecordsResponse]]:
+        """Lists audit records, newest first. Admins only."""
+
+def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

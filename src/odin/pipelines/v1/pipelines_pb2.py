@@ -28,7 +28,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!odin/pipelines/v1/pipelines.proto\x12\x11odin.pipelines.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n\x08Pipeline\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12.\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12\x33\n\x08revision\x18\x03 \x01(\x0b\x32\x1b.odin.pipelines.v1.RevisionB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttemplated\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\"3\n\x0cPipelineFile\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x87\x01\n\x08Revision\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x61uthor_name\x18\x03 \x01(\t\x12\x14\n\x0c\x61uthor_email\x18\x04 \x01(\t\x12/\n\x0b\x63ommit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\tViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"_\n\x14ListPipelinesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\"`\n\x15ListPipelinesResponse\x12.\n\tpipelines\x18\x01 \x03(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x12GetPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08revision\x18\x02 \x01(\t\"D\n\x13GetPipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"x\n\x15\x43reatePipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.PipelineB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\"G\n\x16\x43reatePipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"\xaa\x01\n\x15UpdatePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11\x65xpected_revision\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0cupsert_files\x18\x03 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12\x14\n\x0c\x64\x65lete_paths\x18\x04 \x03(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"G\n\x16UpdatePipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"]\n\x15\x44\x65letePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11\x65xpected_revision\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\"G\n\x16\x44\x65letePipelineResponse\x12-\n\x08revision\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\"Y\n\x1cListPipelineRevisionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x1dListPipelineRevisionsResponse\x12.\n\trevisions\x18\x01 \x03(\x0b\x32\x1b.odin.pipelines.v1.Revision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x17ValidatePipelineRequest\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12/\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.PipelineH\x00\x12\x10\n\x08revision\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06source\"`\n\x18ValidatePipelineResponse\x12\x30\n\nviolations\x18\x01 \x03(\x0b\x32\x1c.odin.pipelines.v1.Violation\x12\x12\n\ntask_order\x18\x02 \x03(\t\"j\n\x15RenderPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08revision\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"w\n\x16RenderPipelineResponse\x12.\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12-\n\x08revision\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\"\x16\n\x14GetRepositoryRequest\"J\n\x15GetRepositoryResponse\x12\x31\n\nrepository\x18\x01 \x01(\x0b\x32\x1d.odin.pipelines.v1.Repository\"\x17\n\x15SyncRepositoryRequest\"K\n\x16SyncRepositoryResponse\x12\x31\n\nrepository\x18\x01 \x01(\x0b\x32\x1d.odin.pipelines.v1.Repository\"\x85\x03\n\nRepository\x12\x0e\n\x06\x62ranch\x18\x01 \x01(\t\x12)\n\x04head\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\x12\x0e\n\x06remote\x18\x03 \x01(\t\x12;\n\nsync_state\x18\x04 \x01(\x0e\x32\'.odin.pipelines.v1.Repository.SyncState\x12\x14\n\x0csync_message\x18\x05 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\tSyncState\x12\x1a\n\x16SYNC_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14SYNC_STATE_NO_REMOTE\x10\x01\x12\x16\n\x12SYNC_STATE_IN_SYNC\x10\x02\x12\x14\n\x10SYNC_STATE_AHEAD\x10\x03\x12\x17\n\x13SYNC_STATE_DIVERGED\x10\x04\x12\x1a\n\x16SYNC_STATE_UNREACHABLE\x10\x05\x32\xf5\n\n\x10PipelinesService\x12y\n\rListPipelines\x12\'.odin.pipelines.v1.ListPipelinesRequest\x1a(.odin.pipelines.v1.ListPipelinesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/pipelines\x12|\n\x0bGetPipeline\x12%.odin.pipelines.v1.GetPipelineRequest\x1a&.odin.pipelines.v1.GetPipelineResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=pipelines/*}\x12\x86\x01\n\x0e\x43reatePipeline\x12(.odin.pipelines.v1.CreatePipelineRequest\x1a).odin.pipelines.v1.CreatePipelineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/pipelines:\x08pipeline\x12\x88\x01\n\x0eUpdatePipeline\x12(.odin.pipelines.v1.UpdatePipelineRequest\x1a).odin.pipelines.v1.UpdatePipelineResponse\"!\x82\xd3\xe4\x93\x02\x1b\x32\x16/v1/{name=pipelines/*}:\x01*\x12\x85\x01\n\x0e\x44\x65letePipeline\x12(.odin.pipelines.v1.DeletePipelineRequest\x1a).odin.pipelines.v1.DeletePipelineResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/{name=pipelines/*}\x12\xa4\x01\n\x15ListPipelineRevisions\x12/.odin.pipelines.v1.ListPipelineRevisionsRequest\x1a\x30.odin.pipelines.v1.ListPipelineRevisionsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=pipelines/*}/revisions\x12\x8e\x01\n\x10ValidatePipeline\x12*.odin.pipelines.v1.ValidatePipelineRequest\x1a+.odin.pipelines.v1.ValidatePipelineResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/pipelines:validate:\x01*\x12\x8f\x01\n\x0eRenderPipeline\x12(.odin.pipelines.v1.RenderPipelineRequest\x1a).odin.pipelines.v1.RenderPipelineResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/{name=pipelines/*}:render:\x01*\x12z\n\rGetRepository\x12\'.odin.pipelines.v1.GetRepositoryRequest\x1a(.odin.pipelines.v1.GetRepositoryResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/repository\x12\x85\x01\n\x0eSyncRepository\x12(.odin.pipelines.v1.SyncRepositoryRequest\x1a).odin.pipelines.v1.SyncRepositoryResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/repository:sync:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!odin/pipelines/v1/pipelines.proto\x12\x11odin.pipelines.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\x08Pipeline\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12.\n\x05\x66iles\x18\x02 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12\x33\n\x08revision\x18\x03 \x01(\x0b\x32\x1b.odin.pipelines.v1.RevisionB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x17\n\ttemplated\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x06 \x01(\tB\x04\xe2\x41\x01\x03\x12\x15\n\x07project\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\"3\n\x0cPipelineFile\x12\x12\n\x04path\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x87\x01\n\x08Revision\x12\x0e\n\x06\x63ommit\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0b\x61uthor_name\x18\x03 \x01(\t\x12\x14\n\x0c\x61uthor_email\x18\x04 \x01(\t\x12/\n\x0b\x63ommit_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\tViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"p\n\x14ListPipelinesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06prefix\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\t\x12\x0f\n\x07project\x18\x05 \x01(\t\"`\n\x15ListPipelinesResponse\x12.\n\tpipelines\x18\x01 \x03(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\":\n\x12GetPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08revision\x18\x02 \x01(\t\"D\n\x13GetPipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"\x89\x01\n\x15\x43reatePipelineRequest\x12\x19\n\x0bpipeline_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.PipelineB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07project\x18\x04 \x01(\t\"G\n\x16\x43reatePipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"\xaa\x01\n\x15UpdatePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11\x65xpected_revision\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x35\n\x0cupsert_files\x18\x03 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12\x14\n\x0c\x64\x65lete_paths\x18\x04 \x03(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\"G\n\x16UpdatePipelineResponse\x12-\n\x08pipeline\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Pipeline\"]\n\x15\x44\x65letePipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11\x65xpected_revision\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\"G\n\x16\x44\x65letePipelineResponse\x12-\n\x08revision\x18\x01 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\"Y\n\x1cListPipelineRevisionsRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"h\n\x1dListPipelineRevisionsResponse\x12.\n\trevisions\x18\x01 \x03(\x0b\x32\x1b.odin.pipelines.v1.Revision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa3\x01\n\x17ValidatePipelineRequest\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12/\n\x08pipeline\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.PipelineH\x00\x12\x10\n\x08revision\x18\x03 \x01(\t\x12+\n\nparameters\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructB\x08\n\x06source\"`\n\x18ValidatePipelineResponse\x12\x30\n\nviolations\x18\x01 \x03(\x0b\x32\x1c.odin.pipelines.v1.Violation\x12\x12\n\ntask_order\x18\x02 \x03(\t\"j\n\x15RenderPipelineRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08revision\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"w\n\x16RenderPipelineResponse\x12.\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x1f.odin.pipelines.v1.PipelineFile\x12-\n\x08revision\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\"\x16\n\x14GetRepositoryRequest\"J\n\x15GetRepositoryResponse\x12\x31\n\nrepository\x18\x01 \x01(\x0b\x32\x1d.odin.pipelines.v1.Repository\"\x17\n\x15SyncRepositoryRequest\"K\n\x16SyncRepositoryResponse\x12\x31\n\nrepository\x18\x01 \x01(\x0b\x32\x1d.odin.pipelines.v1.Repository\"\x85\x03\n\nRepository\x12\x0e\n\x06\x62ranch\x18\x01 \x01(\t\x12)\n\x04head\x18\x02 \x01(\x0b\x32\x1b.odin.pipelines.v1.Revision\x12\x0e\n\x06remote\x18\x03 \x01(\t\x12;\n\nsync_state\x18\x04 \x01(\x0e\x32\'.odin.pipelines.v1.Repository.SyncState\x12\x14\n\x0csync_message\x18\x05 \x01(\t\x12\x32\n\x0elast_sync_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\tSyncState\x12\x1a\n\x16SYNC_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14SYNC_STATE_NO_REMOTE\x10\x01\x12\x16\n\x12SYNC_STATE_IN_SYNC\x10\x02\x12\x14\n\x10SYNC_STATE_AHEAD\x10\x03\x12\x17\n\x13SYNC_STATE_DIVERGED\x10\x04\x12\x1a\n\x16SYNC_STATE_UNREACHABLE\x10\x05\x32\xc6\x0c\n\x10PipelinesService\x12y\n\rListPipelines\x12\'.odin.pipelines.v1.ListPipelinesRequest\x1a(.odin.pipelines.v1.ListPipelinesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/pipelines\x12\xa1\x01\n\x0bGetPipeline\x12%.odin.pipelines.v1.GetPipelineRequest\x1a&.odin.pipelines.v1.GetPipelineResponse\"C\x82\xd3\xe4\x93\x02=\x12\x16/v1/{name=pipelines/*}Z#\x12!/v1/{name=projects/*/pipelines/*}\x12\x86\x01\n\x0e\x43reatePipeline\x12(.odin.pipelines.v1.CreatePipelineRequest\x1a).odin.pipelines.v1.CreatePipelineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\r/v1/pipelines:\x08pipeline\x12\xb0\x01\n\x0eUpdatePipeline\x12(.odin.pipelines.v1.UpdatePipelineRequest\x1a).odin.pipelines.v1.UpdatePipelineResponse\"I\x82\xd3\xe4\x93\x02\x43\x32\x16/v1/{name=pipelines/*}:\x01*Z&2!/v1/{name=projects/*/pipelines/*}:\x01*\x12\xaa\x01\n\x0e\x44\x65letePipeline\x12(.odin.pipelines.v1.DeletePipelineRequest\x1a).odin.pipelines.v1.DeletePipelineResponse\"C\x82\xd3\xe4\x93\x02=*\x16/v1/{name=pipelines/*}Z#*!/v1/{name=projects/*/pipelines/*}\x12\xd3\x01\n\x15ListPipelineRevisions\x12/.odin.pipelines.v1.ListPipelineRevisionsRequest\x1a\x30.odin.pipelines.v1.ListPipelineRevisionsResponse\"W\x82\xd3\xe4\x93\x02Q\x12 /v1/{name=pipelines/*}/revisionsZ-\x12+/v1/{name=projects/*/pipelines/*}/revisions\x12\x8e\x01\n\x10ValidatePipeline\x12*.odin.pipelines.v1.ValidatePipelineRequest\x1a+.odin.pipelines.v1.ValidatePipelineResponse\"!\x82\xd3\xe4\x93\x02\x1b\"\x16/v1/pipelines:validate:\x01*\x12\xbe\x01\n\x0eRenderPipeline\x12(.odin.pipelines.v1.RenderPipelineRequest\x1a).odin.pipelines.v1.RenderPipelineResponse\"W\x82\xd3\xe4\x93\x02Q\"\x1d/v1/{name=pipelines/*}:render:\x01*Z-\"(/v1/{name=projects/*/pipelines/*}:render:\x01*\x12z\n\rGetRepository\x12\'.odin.pipelines.v1.GetRepositoryRequest\x1a(.odin.pipelines.v1.GetRepositoryResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/repository\x12\x85\x01\n\x0eSyncRepository\x12(.odin.pipelines.v1.SyncRepositoryRequest\x1a).odin.pipelines.v1.SyncRepositoryResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\"\x13/v1/repository:sync:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINE'].fields_by_name['templated']._serialized_options = b'\342A\001\003'
   _globals['_PIPELINE'].fields_by_name['display_name']._loaded_options = None
   _globals['_PIPELINE'].fields_by_name['display_name']._serialized_options = b'\342A\001\003'
+  _globals['_PIPELINE'].fields_by_name['project']._loaded_options = None
+  _globals['_PIPELINE'].fields_by_name['project']._serialized_options = b'\342A\001\003'
   _globals['_PIPELINEFILE'].fields_by_name['path']._loaded_options = None
   _globals['_PIPELINEFILE'].fields_by_name['path']._serialized_options = b'\342A\001\002'
   _globals['_GETPIPELINEREQUEST'].fields_by_name['name']._loaded_options = None
@@ -68,75 +70,75 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINESSERVICE'].methods_by_name['ListPipelines']._loaded_options = None
   _globals['_PIPELINESSERVICE'].methods_by_name['ListPipelines']._serialized_options = b'\202\323\344\223\002\017\022\r/v1/pipelines'
   _globals['_PIPELINESSERVICE'].methods_by_name['GetPipeline']._loaded_options = None
-  _globals['_PIPELINESSERVICE'].methods_by_name['GetPipeline']._serialized_options = b'\202\323\344\223\002\030\022\026/v1/{name=pipelines/*}'
+  _globals['_PIPELINESSERVICE'].methods_by_name['GetPipeline']._serialized_options = b'\202\323\344\223\002=\022\026/v1/{name=pipelines/*}Z#\022!/v1/{name=projects/*/pipelines/*}'
   _globals['_PIPELINESSERVICE'].methods_by_name['CreatePipeline']._loaded_options = None
   _globals['_PIPELINESSERVICE'].methods_by_name['CreatePipeline']._serialized_options = b'\202\323\344\223\002\031\"\r/v1/pipelines:\010pipeline'
   _globals['_PIPELINESSERVICE'].methods_by_name['UpdatePipeline']._loaded_options = None
-  _globals['_PIPELINESSERVICE'].methods_by_name['UpdatePipeline']._serialized_options = b'\202\323\344\223\002\0332\026/v1/{name=pipelines/*}:\001*'
+  _globals['_PIPELINESSERVICE'].methods_by_name['UpdatePipeline']._serialized_options = b'\202\323\344\223\002C2\026/v1/{name=pipelines/*}:\001*Z&2!/v1/{name=projects/*/pipelines/*}:\001*'
   _globals['_PIPELINESSERVICE'].methods_by_name['DeletePipeline']._loaded_options = None
-  _globals['_PIPELINESSERVICE'].methods_by_name['DeletePipeline']._serialized_options = b'\202\323\344\223\002\030*\026/v1/{name=pipelines/*}'
+  _globals['_PIPELINESSERVICE'].methods_by_name['DeletePipeline']._serialized_options = b'\202\323\344\223\002=*\026/v1/{name=pipelines/*}Z#*!/v1/{name=projects/*/pipelines/*}'
   _globals['_PIPELINESSERVICE'].methods_by_name['ListPipelineRevisions']._loaded_options = None
-  _globals['_PIPELINESSERVICE'].methods_by_name['ListPipelineRevisions']._serialized_options = b'\202\323\344\223\002\"\022 /v1/{name=pipelines/*}/revisions'
+  _globals['_PIPELINESSERVICE'].methods_by_name['ListPipelineRevisions']._serialized_options = b'\202\323\344\223\002Q\022 /v1/{name=pipelines/*}/revisionsZ-\022+/v1/{name=projects/*/pipelines/*}/revisions'
   _globals['_PIPELINESSERVICE'].methods_by_name['ValidatePipeline']._loaded_options = None
   _globals['_PIPELINESSERVICE'].methods_by_name['ValidatePipeline']._serialized_options = b'\202\323\344\223\002\033\"\026/v1/pipelines:validate:\001*'
   _globals['_PIPELINESSERVICE'].methods_by_name['RenderPipeline']._loaded_options = None
-  _globals['_PIPELINESSERVICE'].methods_by_name['RenderPipeline']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/{name=pipelines/*}:render:\001*'
+  _globals['_PIPELINESSERVICE'].methods_by_name['RenderPipeline']._serialized_options = b'\202\323\344\223\002Q\"\035/v1/{name=pipelines/*}:render:\001*Z-\"(/v1/{name=projects/*/pipelines/*}:render:\001*'
   _globals['_PIPELINESSERVICE'].methods_by_name['GetRepository']._loaded_options = None
   _globals['_PIPELINESSERVICE'].methods_by_name['GetRepository']._serialized_options = b'\202\323\344\223\002\020\022\016/v1/repository'
   _globals['_PIPELINESSERVICE'].methods_by_name['SyncRepository']._loaded_options = None
   _globals['_PIPELINESSERVICE'].methods_by_name['SyncRepository']._serialized_options = b'\202\323\344\223\002\030\"\023/v1/repository:sync:\001*'
   _globals['_PIPELINE']._serialized_start=183
-  _globals['_PIPELINE']._serialized_end=387
-  _globals['_PIPELINEFILE']._serialized_start=389
-  _globals['_PIPELINEFILE']._serialized_end=440
-  _globals['_REVISION']._serialized_start=443
-  _globals['_REVISION']._serialized_end=578
-  _globals['_VIOLATION']._serialized_start=580
-  _globals['_VIOLATION']._serialized_end=627
-  _globals['_LISTPIPELINESREQUEST']._serialized_start=629
-  _globals['_LISTPIPELINESREQUEST']._serialized_end=724
-  _globals['_LISTPIPELINESRESPONSE']._serialized_start=726
-  _globals['_LISTPIPELINESRESPONSE']._serialized_end=822
-  _globals['_GETPIPELINEREQUEST']._serialized_start=824
-  _globals['_GETPIPELINEREQUEST']._serialized_end=882
-  _globals['_GETPIPELINERESPONSE']._serialized_start=884
-  _globals['_GETPIPELINERESPONSE']._serialized_end=952
-  _globals['_CREATEPIPELINEREQUEST']._serialized_start=954
-  _globals['_CREATEPIPELINEREQUEST']._serialized_end=1074
-  _globals['_CREATEPIPELINERESPONSE']._serialized_start=1076
-  _globals['_CREATEPIPELINERESPONSE']._serialized_end=1147
-  _globals['_UPDATEPIPELINEREQUEST']._serialized_start=1150
-  _globals['_UPDATEPIPELINEREQUEST']._serialized_end=1320
-  _globals['_UPDATEPIPELINERESPONSE']._serialized_start=1322
-  _globals['_UPDATEPIPELINERESPONSE']._serialized_end=1393
-  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1395
-  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1488
-  _globals['_DELETEPIPELINERESPONSE']._serialized_start=1490
-  _globals['_DELETEPIPELINERESPONSE']._serialized_end=1561
-  _globals['_LISTPIPELINEREVISIONSREQUEST']._serialized_start=1563
-  _globals['_LISTPIPELINEREVISIONSREQUEST']._serialized_end=1652
-  _globals['_LISTPIPELINEREVISIONSRESPONSE']._serialized_start=1654
-  _globals['_LISTPIPELINEREVISIONSRESPONSE']._serialized_end=1758
-  _globals['_VALIDATEPIPELINEREQUEST']._serialized_start=1761
-  _globals['_VALIDATEPIPELINEREQUEST']._serialized_end=1924
-  _globals['_VALIDATEPIPELINERESPONSE']._serialized_start=1926
-  _globals['_VALIDATEPIPELINERESPONSE']._serialized_end=2022
-  _globals['_RENDERPIPELINEREQUEST']._serialized_start=2024
-  _globals['_RENDERPIPELINEREQUEST']._serialized_end=2130
-  _globals['_RENDERPIPELINERESPONSE']._serialized_start=2132
-  _globals['_RENDERPIPELINERESPONSE']._serialized_end=2251
-  _globals['_GETREPOSITORYREQUEST']._serialized_start=2253
-  _globals['_GETREPOSITORYREQUEST']._serialized_end=2275
-  _globals['_GETREPOSITORYRESPONSE']._serialized_start=2277
-  _globals['_GETREPOSITORYRESPONSE']._serialized_end=2351
-  _globals['_SYNCREPOSITORYREQUEST']._serialized_start=2353
-  _globals['_SYNCREPOSITORYREQUEST']._serialized_end=2376
-  _globals['_SYNCREPOSITORYRESPONSE']._serialized_start=2378
-  _globals['_SYNCREPOSITORYRESPONSE']._serialized_end=2453
-  _globals['_REPOSITORY']._serialized_start=2456
-  _globals['_REPOSITORY']._serialized_end=2845
-  _globals['_REPOSITORY_SYNCSTATE']._serialized_start=2681
-  _globals['_REPOSITORY_SYNCSTATE']._serialized_end=2845
-  _globals['_PIPELINESSERVICE']._serialized_start=2848
-  _globals['_PIPELINESSERVICE']._serialized_end=4245
+  _globals['_PIPELINE']._serialized_end=410
+  _globals['_PIPELINEFILE']._serialized_start=412
+  _globals['_PIPELINEFILE']._serialized_end=463
+  _globals['_REVISION']._serialized_start=466
+  _globals['_REVISION']._serialized_end=601
+  _globals['_VIOLATION']._serialized_start=603
+  _globals['_VIOLATION']._serialized_end=650
+  _globals['_LISTPIPELINESREQUEST']._serialized_start=652
+  _globals['_LISTPIPELINESREQUEST']._serialized_end=764
+  _globals['_LISTPIPELINESRESPONSE']._serialized_start=766
+  _globals['_LISTPIPELINESRESPONSE']._serialized_end=862
+  _globals['_GETPIPELINEREQUEST']._serialized_start=864
+  _globals['_GETPIPELINEREQUEST']._serialized_end=922
+  _globals['_GETPIPELINERESPONSE']._serialized_start=924
+  _globals['_GETPIPELINERESPONSE']._serialized_end=992
+  _globals['_CREATEPIPELINEREQUEST']._serialized_start=995
+  _globals['_CREATEPIPELINEREQUEST']._serialized_end=1132
+  _globals['_CREATEPIPELINERESPONSE']._serialized_start=1134
+  _globals['_CREATEPIPELINERESPONSE']._serialized_end=1205
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_start=1208
+  _globals['_UPDATEPIPELINEREQUEST']._serialized_end=1378
+  _globals['_UPDATEPIPELINERESPONSE']._serialized_start=1380
+  _globals['_UPDATEPIPELINERESPONSE']._serialized_end=1451
+  _globals['_DELETEPIPELINEREQUEST']._serialized_start=1453
+  _globals['_DELETEPIPELINEREQUEST']._serialized_end=1546
+  _globals['_DELETEPIPELINERESPONSE']._serialized_start=1548
+  _globals['_DELETEPIPELINERESPONSE']._serialized_end=1619
+  _globals['_LISTPIPELINEREVISIONSREQUEST']._serialized_start=1621
+  _globals['_LISTPIPELINEREVISIONSREQUEST']._serialized_end=1710
+  _globals['_LISTPIPELINEREVISIONSRESPONSE']._serialized_start=1712
+  _globals['_LISTPIPELINEREVISIONSRESPONSE']._serialized_end=1816
+  _globals['_VALIDATEPIPELINEREQUEST']._serialized_start=1819
+  _globals['_VALIDATEPIPELINEREQUEST']._serialized_end=1982
+  _globals['_VALIDATEPIPELINERESPONSE']._serialized_start=1984
+  _globals['_VALIDATEPIPELINERESPONSE']._serialized_end=2080
+  _globals['_RENDERPIPELINEREQUEST']._serialized_start=2082
+  _globals['_RENDERPIPELINEREQUEST']._serialized_end=2188
+  _globals['_RENDERPIPELINERESPONSE']._serialized_start=2190
+  _globals['_RENDERPIPELINERESPONSE']._serialized_end=2309
+  _globals['_GETREPOSITORYREQUEST']._serialized_start=2311
+  _globals['_GETREPOSITORYREQUEST']._serialized_end=2333
+  _globals['_GETREPOSITORYRESPONSE']._serialized_start=2335
+  _globals['_GETREPOSITORYRESPONSE']._serialized_end=2409
+  _globals['_SYNCREPOSITORYREQUEST']._serialized_start=2411
+  _globals['_SYNCREPOSITORYREQUEST']._serialized_end=2434
+  _globals['_SYNCREPOSITORYRESPONSE']._serialized_start=2436
+  _globals['_SYNCREPOSITORYRESPONSE']._serialized_end=2511
+  _globals['_REPOSITORY']._serialized_start=2514
+  _globals['_REPOSITORY']._serialized_end=2903
+  _globals['_REPOSITORY_SYNCSTATE']._serialized_start=2739
+  _globals['_REPOSITORY_SYNCSTATE']._serialized_end=2903
+  _globals['_PIPELINESSERVICE']._serialized_start=2906
+  _globals['_PIPELINESSERVICE']._serialized_end=4512
 # @@protoc_insertion_point(module_scope)

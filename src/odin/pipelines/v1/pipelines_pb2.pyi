@@ -33,8 +33,11 @@ class Pipeline(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     TEMPLATED_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Resource name, `pipelines/{pipeline}`. The id is 1-63 characters of
+    """Resource name, `projects/{project}/pipelines/{pipeline}`; pipelines of
+    the default project keep the short form `pipelines/{pipeline}`. The id is
+    1-63 characters of
     `a-z`, `0-9`, `.`, `_`, `-`, starting and ending with a letter or digit.
     """
     etag: _builtins.str
@@ -45,6 +48,8 @@ class Pipeline(_message.Message):
     """Whether the pipeline is a template (`main.yml.jinja2`)."""
     display_name: _builtins.str
     """The `name` key of `main.yml`, when it can be read without rendering."""
+    project: _builtins.str
+    """The project the pipeline belongs to, `projects/{project}`."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___PipelineFile]:
         """The files of the pipeline. Only in GetPipeline responses and in create
@@ -66,10 +71,11 @@ class Pipeline(_message.Message):
         etag: _builtins.str = ...,
         templated: _builtins.bool = ...,
         display_name: _builtins.str = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["revision", b"revision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "etag", b"etag", "files", b"files", "name", b"name", "revision", b"revision", "templated", b"templated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "etag", b"etag", "files", b"files", "name", b"name", "project", b"project", "revision", b"revision", "templated", b"templated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -181,6 +187,7 @@ class ListPipelinesRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     PREFIX_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """The most pipelines to return; 0 means 50, values above 500 are coerced to
     500, negative values are INVALID_ARGUMENT.
@@ -191,6 +198,10 @@ class ListPipelinesRequest(_message.Message):
     """Only pipelines whose id starts with this."""
     revision: _builtins.str
     """A branch, tag or commit; empty means the head of the default branch."""
+    project: _builtins.str
+    """The project whose pipelines to list, `projects/{project}` or its id.
+    Empty: `projects/default`.
+    """
     def __init__(
         self,
         *,
@@ -198,10 +209,11 @@ class ListPipelinesRequest(_message.Message):
         page_token: _builtins.str = ...,
         prefix: _builtins.str = ...,
         revision: _builtins.str = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "prefix", b"prefix", "project", b"project", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -244,7 +256,9 @@ class GetPipelineRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline, `pipelines/{pipeline}`."""
+    """The pipeline, `projects/{project}/pipelines/{pipeline}`, or
+    `pipelines/{pipeline}` in the default project.
+    """
     revision: _builtins.str
     """A branch, tag or commit; empty means the head of the default branch."""
     def __init__(
@@ -294,10 +308,15 @@ class CreatePipelineRequest(_message.Message):
     PIPELINE_ID_FIELD_NUMBER: _builtins.int
     PIPELINE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     pipeline_id: _builtins.str
     """The pipeline's id, the last part of its name."""
     message: _builtins.str
     """The commit message; a default names the pipeline."""
+    project: _builtins.str
+    """The project to create the pipeline in, `projects/{project}` or its id.
+    Empty: `projects/default`. Needs the user role in that project.
+    """
     @_builtins.property
     def pipeline(self) -> Global___Pipeline:
         """The files; `main.yml` or `main.yml.jinja2` is required."""
@@ -308,10 +327,11 @@ class CreatePipelineRequest(_message.Message):
         pipeline_id: _builtins.str = ...,
         pipeline: Global___Pipeline | None = ...,
         message: _builtins.str = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pipeline", b"pipeline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "pipeline", b"pipeline", "pipeline_id", b"pipeline_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "pipeline", b"pipeline", "pipeline_id", b"pipeline_id", "project", b"project"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,7 +373,9 @@ class UpdatePipelineRequest(_message.Message):
     DELETE_PATHS_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline, `pipelines/{pipeline}`."""
+    """The pipeline, `projects/{project}/pipelines/{pipeline}`, or
+    `pipelines/{pipeline}` in the default project.
+    """
     expected_revision: _builtins.str
     """The branch head the caller's edit started from (a Pipeline's `etag`).
     ABORTED when the branch moved since.
@@ -419,7 +441,9 @@ class DeletePipelineRequest(_message.Message):
     EXPECTED_REVISION_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline, `pipelines/{pipeline}`."""
+    """The pipeline, `projects/{project}/pipelines/{pipeline}`, or
+    `pipelines/{pipeline}` in the default project.
+    """
     expected_revision: _builtins.str
     """The branch head the caller saw; ABORTED when the branch moved since."""
     message: _builtins.str
@@ -473,7 +497,9 @@ class ListPipelineRevisionsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline, `pipelines/{pipeline}`."""
+    """The pipeline, `projects/{project}/pipelines/{pipeline}`, or
+    `pipelines/{pipeline}` in the default project.
+    """
     page_size: _builtins.int
     """The most revisions to return; 0 means 50, values above 500 are coerced to
     500, negative values are INVALID_ARGUMENT.
@@ -534,7 +560,9 @@ class ValidatePipelineRequest(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """A stored pipeline, `pipelines/{pipeline}`, at `revision`."""
+    """A stored pipeline, `projects/{project}/pipelines/{pipeline}` (or
+    `pipelines/{pipeline}` in the default project), at `revision`.
+    """
     revision: _builtins.str
     """The revision of a stored pipeline; empty means the default branch head."""
     @_builtins.property
@@ -603,7 +631,9 @@ class RenderPipelineRequest(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     PARAMETERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline, `pipelines/{pipeline}`."""
+    """The pipeline, `projects/{project}/pipelines/{pipeline}`, or
+    `pipelines/{pipeline}` in the default project.
+    """
     revision: _builtins.str
     """The revision; empty means the default branch head."""
     @_builtins.property

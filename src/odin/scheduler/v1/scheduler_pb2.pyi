@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _JobView:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobViewEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobView.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_VIEW_UNSPECIFIED: _JobView.ValueType  # 0
+    """Unset: BASIC for ListJobs, FULL for GetJob."""
+    JOB_VIEW_BASIC: _JobView.ValueType  # 1
+    """Everything but `spec` and `parameters`."""
+    JOB_VIEW_FULL: _JobView.ValueType  # 2
+    """The whole job."""
+
+class JobView(_JobView, metaclass=_JobViewEnumTypeWrapper):
+    """How much of a job a read returns (AIP-157)."""
+
+JOB_VIEW_UNSPECIFIED: JobView.ValueType  # 0
+"""Unset: BASIC for ListJobs, FULL for GetJob."""
+JOB_VIEW_BASIC: JobView.ValueType  # 1
+"""Everything but `spec` and `parameters`."""
+JOB_VIEW_FULL: JobView.ValueType  # 2
+"""The whole job."""
+Global___JobView: _TypeAlias = JobView  # noqa: Y015
+
 @_typing.final
 class Job(_message.Message):
     """A job: one run of a pipeline."""
@@ -100,6 +124,8 @@ class Job(_message.Message):
     LAST_EVENT_SEQ_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    PARAMETERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `jobs/{job}`. The job id is `<pipeline name>-<8 random
     lower-case letters and digits>`, as in the original Odin.
@@ -128,6 +154,10 @@ class Job(_message.Message):
     """The `request_id` the job was created with, if any."""
     etag: _builtins.str
     """Changes whenever the stored job changes."""
+    project: _builtins.str
+    """The project the job belongs to, `projects/{project}`. Only members of
+    the project (and admins) see the job.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """User labels given at creation; used by the `label` filter of ListJobs."""
@@ -158,6 +188,10 @@ class Job(_message.Message):
     def end_time(self) -> _timestamp_pb2.Timestamp:
         """When the job reached a terminal state; unset before."""
 
+    @_builtins.property
+    def parameters(self) -> _struct_pb2.Struct:
+        """The parameters the job was created with. Only in the FULL view."""
+
     def __init__(
         self,
         *,
@@ -178,10 +212,12 @@ class Job(_message.Message):
         last_event_seq: _builtins.int = ...,
         request_id: _builtins.str = ...,
         etag: _builtins.str = ...,
+        project: _builtins.str = ...,
+        parameters: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "options", b"options", "spec", b"spec", "start_time", b"start_time", "task_counts", b"task_counts"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "options", b"options", "parameters", b"parameters", "spec", b"spec", "start_time", b"start_time", "task_counts", b"task_counts"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "etag", b"etag", "labels", b"labels", "last_event_seq", b"last_event_seq", "message", b"message", "name", b"name", "options", b"options", "owner", b"owner", "pipeline", b"pipeline", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "spec", b"spec", "start_time", b"start_time", "state", b"state", "task_counts", b"task_counts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "etag", b"etag", "labels", b"labels", "last_event_seq", b"last_event_seq", "message", b"message", "name", b"name", "options", b"options", "owner", b"owner", "parameters", b"parameters", "pipeline", b"pipeline", "project", b"project", "reason", b"reason", "request_id", b"request_id", "revision", b"revision", "spec", b"spec", "start_time", b"start_time", "state", b"state", "task_counts", b"task_counts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -602,7 +638,9 @@ class PipelineRef(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The pipeline's resource name, `pipelines/{pipeline}`, or its bare id."""
+    """The pipeline's resource name, `projects/{project}/pipelines/{pipeline}`,
+    or `pipelines/{pipeline}` / its bare id in the job's project.
+    """
     revision: _builtins.str
     """A branch, tag or commit id. Empty: the head of the default branch."""
     def __init__(
@@ -704,12 +742,18 @@ class CreateJobRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """An id the client chooses (a UUID is a good one) so that retrying the call
     cannot start the job twice. Kept for 24 hours at least.
     """
     validate_only: _builtins.bool
     """When true the pipeline is resolved and validated and nothing is stored."""
+    project: _builtins.str
+    """The project to run in, `projects/{project}` or its id. Empty: the
+    project of a `projects/{project}/pipelines/{pipeline}` reference, else
+    `projects/default`. Needs the user role in that project.
+    """
     @_builtins.property
     def pipeline(self) -> Global___PipelineRef:
         """A pipeline of the pipelines repository, at a revision."""
@@ -744,10 +788,11 @@ class CreateJobRequest(_message.Message):
         options: Global___JobOptions | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         validate_only: _builtins.bool = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["inline", b"inline", "options", b"options", "parameters", b"parameters", "pipeline", b"pipeline", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inline", b"inline", "labels", b"labels", "options", b"options", "parameters", b"parameters", "pipeline", b"pipeline", "request_id", b"request_id", "source", b"source", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inline", b"inline", "labels", b"labels", "options", b"options", "parameters", b"parameters", "pipeline", b"pipeline", "project", b"project", "request_id", b"request_id", "source", b"source", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["pipeline", "inline"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
@@ -788,16 +833,20 @@ class GetJobRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The job's resource name, `jobs/{job}`."""
+    view: Global___JobView.ValueType
+    """How much of the job to return; unset means FULL."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
+        view: Global___JobView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -840,6 +889,8 @@ class ListJobsRequest(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
+    VIEW_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """The most jobs to return; 0 means 50, values above 500 are coerced to 500,
     negative values are INVALID_ARGUMENT.
@@ -852,6 +903,12 @@ class ListJobsRequest(_message.Message):
     """Only jobs of this owner (`users/{user}`); `users/me` is the caller."""
     include_total_size: _builtins.bool
     """When true the response carries `total_size` (an extra count query)."""
+    project: _builtins.str
+    """Only jobs of this project (`projects/{project}` or its id). Empty: every
+    project the caller is a member of.
+    """
+    view: Global___JobView.ValueType
+    """How much of each job to return; unset means BASIC (no spec)."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[Global___Job.State.ValueType]:
         """Only jobs in one of these states; empty means any state."""
@@ -870,10 +927,12 @@ class ListJobsRequest(_message.Message):
         owner: _builtins.str = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
         include_total_size: _builtins.bool = ...,
+        project: _builtins.str = ...,
+        view: Global___JobView.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_total_size", b"include_total_size", "labels", b"labels", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "pipeline", b"pipeline", "states", b"states"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_total_size", b"include_total_size", "labels", b"labels", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "pipeline", b"pipeline", "project", b"project", "states", b"states", "view", b"view"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1294,6 +1353,7 @@ class WatchJobsRequest(_message.Message):
     PIPELINE_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    PROJECT_FIELD_NUMBER: _builtins.int
     after_seq: _builtins.int
     """Replay stored events with `seq` greater than this first. 0 starts at the
     newest event without replay.
@@ -1303,6 +1363,10 @@ class WatchJobsRequest(_message.Message):
     owner: _builtins.str
     """Only events of jobs of this owner (`users/{user}`; `users/me` is the
     caller).
+    """
+    project: _builtins.str
+    """Only events of jobs of this project (`projects/{project}` or its id).
+    Empty: every project the caller is a member of.
     """
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -1315,10 +1379,11 @@ class WatchJobsRequest(_message.Message):
         pipeline: _builtins.str = ...,
         owner: _builtins.str = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
+        project: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "labels", b"labels", "owner", b"owner", "pipeline", b"pipeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "labels", b"labels", "owner", b"owner", "pipeline", b"pipeline", "project", b"project"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
