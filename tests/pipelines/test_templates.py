@@ -6,8 +6,9 @@ import time
 
 import pytest
 from odin_pipelines.config import Limits
-from odin_pipelines.render_pool import RenderPool
-from odin_pipelines.templates import RenderError, render_files
+
+from odin.pipeline_spec.render_pool import RenderPool
+from odin.pipeline_spec.templates import RenderError, render_files
 
 MIB = 1024 * 1024
 

@@ -19,6 +19,9 @@ from odin_midgard.nvml_backend import MODES, NvmlStartError, open_nvml
 from odin_midgard.nvml_sim import DATACENTER_MODEL, SimOptions, parse_processes
 from odin_midgard.pods import PodDirectory, kubernetes_core_api
 
+# The aggregator (midgard) calls agents with its own token: the robot (SERVICE_CALLS) or a viewer.
+AGENT_ROLES = {"GetNodeInfo": Role.VIEWER}
+
 
 @dataclasses.dataclass(frozen=True)
 class AgentConfig(ServerConfig):
@@ -90,7 +93,7 @@ async def setup(config: AgentConfig, runtime: ServiceRuntime) -> None:
     runtime.on_stop(stop)
     name = midgard_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
     runtime.add_service(name, midgard_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(agent),
-                        roles={"GetNodeInfo": Role.VIEWER})
+                        roles=AGENT_ROLES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pygit2
 
+from odin.pipeline_spec.render_pool import RenderPool
 from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
 from odin.runtime.config import ConfigError
 from odin.runtime.lifecycle import sleep_or_stop
@@ -17,7 +18,6 @@ from odin.runtime.server import ServiceRuntime, serve_main
 from odin.runtime.tokens import Role
 from odin_pipelines.config import PipelinesConfig
 from odin_pipelines.identity import SERVICE_AUTHOR
-from odin_pipelines.render_pool import RenderPool
 from odin_pipelines.repository import PipelineRepository
 from odin_pipelines.seed import read_seed
 from odin_pipelines.servicer import PipelinesServicer

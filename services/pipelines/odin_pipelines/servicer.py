@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from grpc import aio
 
+from odin.pipeline_spec.render_pool import RenderPool
+from odin.pipeline_spec.templates import RenderError
 from odin.pipelines.v1 import pipelines_pb2 as pb
 from odin.pipelines.v1 import pipelines_pb2_grpc
 from odin.runtime import paging
@@ -16,10 +18,8 @@ from odin_pipelines import convert, names, validation
 from odin_pipelines import files as pipeline_files
 from odin_pipelines.config import PipelinesConfig
 from odin_pipelines.identity import current_author
-from odin_pipelines.render_pool import RenderPool
 from odin_pipelines.repository import CommitInfo, PipelineRepository, PipelineView
 from odin_pipelines.sync import SyncState, SyncStatus, Upstream
-from odin_pipelines.templates import RenderError
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500

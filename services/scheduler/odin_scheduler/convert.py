@@ -9,16 +9,19 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from odin.runtime.errors import InvalidArgument
+from odin.runtime.projects import project_id, project_name
 
 __all__ = ["InvalidArgument"]
 from odin.scheduler.v1 import scheduler_pb2 as pb
 from odin_scheduler.executor.base import ClusterEvent
 from odin_scheduler.jobs import RequestedOptions
-from odin_scheduler.model import Event, FailurePolicy, Job, JobFilter, JobState, Task, TaskState
+from odin_scheduler.model import DEFAULT_PROJECT, Event, FailurePolicy, Job, JobFilter, JobState, Task, TaskState
 from odin_scheduler.watch import Heartbeat
 
 JOB_NAME = re.compile(r"jobs/([^/]+)")
 TASK_NAME = re.compile(r"jobs/([^/]+)/tasks/([^/]+)")
+# `projects/{project}/pipelines/{pipeline}`, `pipelines/{pipeline}` or a bare pipeline id.
+PIPELINE_REF = re.compile(r"(?:projects/([^/]+)/)?(?:pipelines/)?([^/]+)")
 # Kubernetes label syntax: an optional DNS prefix, then a name of at most 63 characters.
 LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
@@ -46,17 +49,47 @@ def timestamp(us: int | None) -> timestamp_pb2.Timestamp | None:
     return timestamp_pb2.Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
-def job(record: Job) -> pb.Job:
+def job(record: Job, view: int = pb.JOB_VIEW_FULL) -> pb.Job:
+    """The job as a message; the BASIC view leaves out the spec and the parameters (the bulky parts)."""
     message = pb.Job(
         name=f"jobs/{record.id}", pipeline=record.pipeline, revision=record.revision, state=_enum(record.state),
         reason=record.reason, message=record.message, owner=record.owner, labels=dict(record.labels),
         options=_options(record), task_counts=pb.TaskCounts(**vars(record.counts)),
         create_time=timestamp(record.create_us), start_time=timestamp(record.start_us),
         end_time=timestamp(record.end_us), last_event_seq=record.last_event_seq, request_id=record.request_id,
-        etag=str(record.version),
+        etag=str(record.version), project=project_name(record.project),
     )  # fmt: skip
-    json_format.ParseDict(_plain(record.spec), message.spec)
+    if view == pb.JOB_VIEW_FULL:
+        json_format.ParseDict(_plain(record.spec), message.spec)
+        if record.parameters:
+            json_format.ParseDict(_plain(record.parameters), message.parameters)
     return message
+
+
+def job_view(value: int, default: int) -> int:
+    """The requested JobView; `default` when unset."""
+    if value not in pb.JobView.values():
+        raise InvalidArgument.field("view", f"unknown value {value}")
+    return value or default
+
+
+def pipeline_ref(name: str) -> tuple[str, str]:
+    """(project or "", pipeline id) of a PipelineRef name."""
+    match = PIPELINE_REF.fullmatch(name)
+    if not match or not match.group(2):
+        raise InvalidArgument.field("pipeline.name", "must be `projects/{project}/pipelines/{pipeline}`, "
+                                                     "`pipelines/{pipeline}` or a pipeline id")
+    return (project_id(match.group(1), "pipeline.name") if match.group(1) else ""), match.group(2)
+
+
+def create_project(request: pb.CreateJobRequest) -> str:
+    """The project a CreateJob runs in: `project`, else its pipeline reference's, else the default one."""
+    explicit = project_id(request.project, "project", default="")
+    named = pipeline_ref(request.pipeline.name)[0] if request.WhichOneof("source") == "pipeline" else ""
+    if explicit and named and explicit != named:
+        raise InvalidArgument.field("project", f"is {project_name(explicit)}, but the pipeline belongs to "
+                                               f"{project_name(named)}")
+    return explicit or named or DEFAULT_PROJECT
 
 
 def task(record: Task) -> pb.Task:
@@ -166,16 +199,32 @@ def label_filter(labels: Iterable[str], field: str = "labels") -> dict[str, str]
     return parsed
 
 
-def job_filter(pipeline: str, states: Iterable[int], owner: str, labels: Iterable[str], me: str) -> JobFilter:
+def job_filter(pipeline: str, states: Iterable[int], owner: str, labels: Iterable[str], me: str, *,
+               project: str = "", visible: frozenset[str] | None = None) -> JobFilter:
+    """The filter of ListJobs / WatchJobs; `visible` (None: all) is what the caller may see."""
     values = list(states)
     chosen = frozenset(JobState(s) for s in values if s in JobState._value2member_map_)
     if len(chosen) != len(set(values)):
         raise InvalidArgument.field("states", "unknown or unspecified state")
+    wanted = project_id(project, "project", default="")
+    pipeline_project, pipeline_id = ("", "")
+    if pipeline:
+        match = PIPELINE_REF.fullmatch(pipeline)
+        if not match:
+            raise InvalidArgument.field("pipeline", "must be `projects/{project}/pipelines/{pipeline}`, "
+                                                    "`pipelines/{pipeline}` or a pipeline id")
+        pipeline_project = project_id(match.group(1), "pipeline") if match.group(1) else ""
+        pipeline_id = match.group(2)
+    if wanted and pipeline_project and wanted != pipeline_project:
+        raise InvalidArgument.field("pipeline", f"belongs to {project_name(pipeline_project)}, not to the project "
+                                                f"filter {project_name(wanted)}")
     return JobFilter(
-        pipeline=pipeline.removeprefix("pipelines/"),
+        pipeline=pipeline_id,
         states=chosen,
         owner=me if owner == "users/me" else owner,
         labels=label_filter(labels),
+        project=wanted or pipeline_project,
+        visible=visible,
     )
 
 

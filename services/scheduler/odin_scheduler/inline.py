@@ -7,7 +7,7 @@ pipelines it is handed, so both apply the same limits, the same messages and the
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from odin.runtime.errors import InvalidArgument
@@ -15,28 +15,45 @@ from odin_scheduler.jobs import MAIN_FILE, ResolvedPipeline
 
 MAX_FILES = 100
 MAX_FILES_BYTES = 1024 * 1024
+# The most a rendered main.yml may hold (the in-process renderer's bound; the service's pool has its own).
+MAX_RENDERED_BYTES = 1024 * 1024
+TEMPLATE = f"{MAIN_FILE}.jinja2"
+
+# Renders pipeline files with parameters as `odin.pipeline_spec.templates.render_files` does (`X.jinja2` -> `X`),
+# raising its RenderError; the service passes its bounded, killable worker pool (RenderPool.render).
+Renderer = Callable[[Mapping[str, str], Mapping[str, Any]], dict[str, str]]
 
 
-def resolve(main_yml: str, files: Mapping[str, str], parameters: Mapping[str, Any]) -> ResolvedPipeline:
-    """The pipeline as CreateJob stores it; raises InvalidArgument (fields under `inline.`) when unusable."""
+def resolve(main_yml: str, files: Mapping[str, str], parameters: Mapping[str, Any],
+            render: Renderer | None = None) -> ResolvedPipeline:
+    """The pipeline as CreateJob stores it; raises InvalidArgument (fields under `inline.`) when unusable.
+
+    Blocks while a template renders: the service calls it off its event loop."""
     violations = file_violations(main_yml, files)
     if not main_yml.strip():
         violations.insert(0, ("inline.main_yml", "is required"))
     if violations:
         raise InvalidArgument("the inline pipeline is invalid", violations)
-    main = render_template(main_yml, parameters) if parameters else main_yml
+    main = render_template(main_yml, parameters, render) if parameters else main_yml
     return ResolvedPipeline(main, dict(files))
 
 
-def render_template(text: str, parameters: Mapping[str, Any]) -> str:
-    """Renders `main.yml` as a sandboxed Jinja2 template when parameters (`--x:key value`) are given."""
-    import jinja2.sandbox  # only jobs with parameters pay for importing Jinja2
+def render_template(text: str, parameters: Mapping[str, Any], render: Renderer | None = None) -> str:
+    """Renders `main.yml` as a sandboxed Jinja2 template when parameters (`--x:key value`) are given.
 
-    environment = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    Without `render` it renders in this thread with the bounded sandbox (sizes of `*`, `**` and the output are
+    capped, but no time limit): what the embedded engine, which renders its own program's templates, uses."""
+    from odin.pipeline_spec.templates import RenderError, render_files  # only jobs with parameters import Jinja2
+
+    def in_process(files: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+        return render_files(files, values, MAX_RENDERED_BYTES)
+
     try:
-        return environment.from_string(text).render(**parameters)
-    except jinja2.TemplateError as exc:
-        raise InvalidArgument.field("parameters", f"cannot render main.yml with these parameters: {exc}") from None
+        return (render or in_process)({TEMPLATE: text}, parameters)[MAIN_FILE]
+    except RenderError as exc:
+        field = "parameters" if exc.field == "parameters" else "inline.main_yml"
+        detail = exc.description.removeprefix(f"{TEMPLATE}: ")
+        raise InvalidArgument.field(field, f"cannot render main.yml with these parameters: {detail}") from None
 
 
 def file_violations(main_yml: str, files: Mapping[str, str]) -> list[tuple[str, str]]:

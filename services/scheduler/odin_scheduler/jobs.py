@@ -11,6 +11,7 @@ from typing import Any
 
 from odin.pipeline_spec import PipelineSpec, render_spec_dict, task_id
 from odin_scheduler.model import (
+    DEFAULT_PROJECT,
     EventType,
     FailurePolicy,
     Job,
@@ -64,6 +65,7 @@ class NewJob:
     labels: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     request_id: str = ""
+    project: str = DEFAULT_PROJECT
 
 
 def effective_options(spec: PipelineSpec, requested: RequestedOptions) -> JobOptions:
@@ -82,7 +84,7 @@ def build_job(
     job = Job(
         id=job_id, pipeline=new.pipeline, revision=new.revision, state=JobState.PENDING, owner=new.owner,
         create_us=now_us, run_us=now_us, spec=stored_spec, options=effective_options(new.spec, new.options),
-        labels=dict(new.labels), request_id=new.request_id, reason="Created", message="",
+        labels=dict(new.labels), request_id=new.request_id, reason="Created", message="", project=new.project,
     )  # fmt: skip
     tasks = [
         Task(

@@ -7,7 +7,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from odin.runtime.auth import authenticated_channel
+from odin.pipeline_spec.render_pool import RenderLimits, RenderPool
+from odin.runtime.auth import ProjectRole, Rule, authenticated_channel
 from odin.runtime.config import ConfigError
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
 from odin.runtime.tokens import Role
@@ -19,21 +20,22 @@ from odin_scheduler.service import Scheduler
 from odin_scheduler.store import Store, open_store
 from odin_scheduler.watch import EventHub
 
-# The least role each RPC needs. Users change only their own jobs; admins any (see service.py).
-ROLES = {
-    "GetJob": Role.VIEWER,
-    "ListJobs": Role.VIEWER,
-    "GetTask": Role.VIEWER,
-    "ListTasks": Role.VIEWER,
-    "ListJobEvents": Role.VIEWER,
-    "WatchJob": Role.VIEWER,
-    "WatchJobs": Role.VIEWER,
-    "StreamTaskLogs": Role.VIEWER,
-    "ListTaskClusterEvents": Role.VIEWER,
-    "CreateJob": Role.USER,
-    "CancelJob": Role.USER,
-    "RetryJob": Role.USER,
-    "DeleteJob": Role.USER,
+# The least role each RPC needs in the job's project (service.py checks it once it knows the project; a
+# non-member gets JOB_NOT_FOUND). Users change only their own jobs; project admins any.
+ROLES: dict[str, Rule] = {
+    "GetJob": ProjectRole(Role.VIEWER),
+    "ListJobs": ProjectRole(Role.VIEWER),
+    "GetTask": ProjectRole(Role.VIEWER),
+    "ListTasks": ProjectRole(Role.VIEWER),
+    "ListJobEvents": ProjectRole(Role.VIEWER),
+    "WatchJob": ProjectRole(Role.VIEWER),
+    "WatchJobs": ProjectRole(Role.VIEWER),
+    "StreamTaskLogs": ProjectRole(Role.VIEWER),
+    "ListTaskClusterEvents": ProjectRole(Role.VIEWER),
+    "CreateJob": ProjectRole(Role.USER),
+    "CancelJob": ProjectRole(Role.USER),
+    "RetryJob": ProjectRole(Role.USER),
+    "DeleteJob": ProjectRole(Role.USER),
 }
 
 
@@ -72,6 +74,13 @@ class SchedulerConfig(ServerConfig):
     heartbeat_seconds: float = 10.0
     # StreamTaskLogs serves at most the last this many bytes of an attempt's log.
     max_log_bytes: int = 1 << 30
+    # Inline templates (main.yml with parameters) render in worker processes killed past these limits.
+    max_render_seconds: float = 5.0
+    max_render_memory_bytes: int = 512 * 1024 * 1024
+    # The most a rendered main.yml may hold.
+    max_rendered_bytes: int = 1024 * 1024
+    # Worker processes rendering templates at once.
+    render_workers: int = 2
 
 
 def make_executor(config: SchedulerConfig) -> tuple[Executor, str | None]:
@@ -141,7 +150,11 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
     scheduler = Scheduler(store, engine, hub, layout, resource_type=resource_type,
                           heartbeat_seconds=config.heartbeat_seconds, stopping=runtime.stopping,
                           max_log_bytes=config.max_log_bytes, protected_claims=protected)  # fmt: skip
-    sources = PipelineSources(config.pipelines_address, lambda address: authenticated_channel(address, config))
+    renderer = RenderPool(RenderLimits(config.max_rendered_bytes, config.max_render_seconds,
+                                       config.max_render_memory_bytes), workers=config.render_workers)  # fmt: skip
+    await asyncio.to_thread(renderer.warm_up)  # the first job with parameters does not wait for the workers
+    sources = PipelineSources(config.pipelines_address, lambda address: authenticated_channel(address, config),
+                              renderer.render)  # fmt: skip
     close_hub_on_stop = asyncio.create_task(_close_when(runtime.stopping, hub))
 
     async def cleanup() -> None:
@@ -151,6 +164,7 @@ async def setup(config: SchedulerConfig, runtime: ServiceRuntime) -> None:
         await executor.close()
         await sources.close()
         await store.close()
+        renderer.close()
 
     runtime.on_stop(cleanup)
     runtime.add_dependency_check("store", store.ping)

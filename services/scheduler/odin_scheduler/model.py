@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any
 
+# Jobs created before projects existed, and jobs created without one, belong here.
+DEFAULT_PROJECT = "default"
+
 
 class JobState(IntEnum):
     PENDING = 1
@@ -154,6 +157,14 @@ class Job:
     counts: TaskCounts = TaskCounts()
     # When the current run began: the creation, or the last RetryJob. The job deadline counts from it.
     run_us: int = 0
+    # The project (a bare id) the job belongs to: who may see and change it.
+    project: str = DEFAULT_PROJECT
+
+    @property
+    def parameters(self) -> Mapping[str, Any]:
+        """The parameters the job was created with (stored with the spec)."""
+        found = self.spec.get("parameters")
+        return found if isinstance(found, Mapping) else {}
 
     @property
     def deadline_us(self) -> int | None:
@@ -228,10 +239,22 @@ class JobFilter:
     states: frozenset[JobState] = frozenset()
     owner: str = ""
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    project: str = ""
+    # The projects the caller may see (None: all): applied by the store query, so counts and pages never
+    # include a job the caller may not see.
+    visible: frozenset[str] | None = None
+
+    @property
+    def narrows(self) -> bool:
+        """Whether anything is filtered out (else every event matches)."""
+        return bool(self.pipeline or self.states or self.owner or self.labels or self.project) \
+            or self.visible is not None
 
     def matches(self, job: Job) -> bool:
         return (
-            (not self.pipeline or job.pipeline == self.pipeline)
+            (not self.project or job.project == self.project)
+            and (self.visible is None or job.project in self.visible)
+            and (not self.pipeline or job.pipeline == self.pipeline)
             and (not self.states or job.state in self.states)
             and (not self.owner or job.owner == self.owner)
             and all(job.labels.get(k) == v for k, v in self.labels.items())

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from odin.pipeline_spec import PipelineInvalid, PipelineSpec, load_pipeline, substitute
 from odin.runtime import paging
 from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
-from odin_scheduler import logs
+from odin.runtime.tokens import Role
+from odin_scheduler import limits, logs
 from odin_scheduler.engine import Engine
 from odin_scheduler.engine.decide import NotRetryable
 from odin_scheduler.engine.engine import JobNotFound
@@ -19,7 +20,7 @@ from odin_scheduler.engine.plan import job_variables, mount_path_problem
 from odin_scheduler.executor.base import ClusterEvent, TemporaryError
 from odin_scheduler.identity import Caller
 from odin_scheduler.jobs import MAIN_FILE, NewJob, RequestedOptions, ResolvedPipeline, build_job, new_job_id
-from odin_scheduler.model import Event, Job, JobFilter, Task, TaskState
+from odin_scheduler.model import DEFAULT_PROJECT, Event, Job, JobFilter, Task, TaskState
 from odin_scheduler.paths import Layout
 from odin_scheduler.store.base import JobCursor, Store
 from odin_scheduler.watch import EventHub, Heartbeat, JobLookup, watch_events
@@ -60,12 +61,17 @@ class Scheduler:
 
     async def create_job(self, resolved: ResolvedPipeline, *, owner: str, options: RequestedOptions,
                          labels: Mapping[str, str], parameters: Mapping[str, object], request_id: str,
-                         validate_only: bool, now_us: int) -> Job:  # fmt: skip
-        """Validates, stores and starts a job; nothing is stored when anything is invalid."""
+                         validate_only: bool, now_us: int, project: str = DEFAULT_PROJECT) -> Job:  # fmt: skip
+        """Validates, stores and starts a job; nothing is stored when anything is invalid.
+
+        The caller's right to create in `project` is checked before (the servicer; the embedded engine has none).
+        """
+        limits.check_parameters(parameters)
         spec = _load(resolved)
         new = NewJob(spec, resolved.pipeline or spec.name, resolved.revision, owner, options, labels, parameters,
-                     request_id)  # fmt: skip
+                     request_id, project)  # fmt: skip
         job, tasks, events = build_job(new, new_job_id(spec.name), now_us, self.resource_type)
+        limits.check_spec(job.spec, resolved.field)
         _check_mounts(spec, job.id, self.layout, self.protected_claims, resolved.field)
         if validate_only:
             return job
@@ -80,26 +86,34 @@ class Scheduler:
             shutil.rmtree(work, ignore_errors=True)
         return stored
 
-    async def get_job(self, job_id: str) -> Job:
+    async def get_job(self, job_id: str, caller: Caller | None = None, role: Role = Role.VIEWER) -> Job:
+        """The job, when `caller` (None: the embedding program, which may do anything) has `role` in its project;
+        a caller who is not a member gets JOB_NOT_FOUND, exactly as for a missing job."""
         job = await self.store.get_job(job_id)
         if job is None:
             raise _job_not_found(job_id)
+        if caller is not None:
+            caller.require(job.project, role, _job_not_found(job_id))
         return job
 
-    async def list_jobs(self, where: JobFilter, page_size: int, page_token: str, include_total: bool) -> Page:
+    async def list_jobs(self, where: JobFilter, page_size: int, page_token: str, include_total: bool,
+                        size_of: Callable[[Job], int] | None = None, max_bytes: int = 0) -> Page:
+        """A page of jobs; with `size_of`, the page also ends before its jobs pass `max_bytes` (at least one job),
+        so a page of large jobs still fits in a message."""
         filters = _filter_key(where)
         position = paging.decode_token(page_token, filters)
         after = JobCursor(int(position["t"]), str(position["i"])) if position else None
         jobs = await self.store.list_jobs(where, page_size + 1, after)
         token = ""
-        if len(jobs) > page_size:
-            jobs = jobs[:page_size]
+        kept = _within_budget(jobs[:page_size], size_of, max_bytes) if size_of is not None else page_size
+        if len(jobs) > kept:
+            jobs = jobs[:kept]
             token = paging.encode_token({"t": jobs[-1].create_us, "i": jobs[-1].id}, filters)
         total = await self.store.count_jobs(where) if include_total else 0
         return Page(jobs, token, total)
 
     async def cancel_job(self, job_id: str, message: str, caller: Caller) -> Job:
-        _check_owner(await self.get_job(job_id), caller)
+        _check_owner(await self.get_job(job_id, caller), caller)
         return await self._cancel(job_id, message)
 
     async def _cancel(self, job_id: str, message: str) -> Job:
@@ -110,7 +124,7 @@ class Scheduler:
             raise _job_not_found(job_id) from None
 
     async def retry_job(self, job_id: str, caller: Caller) -> Job:
-        _check_owner(await self.get_job(job_id), caller)
+        _check_owner(await self.get_job(job_id, caller), caller)
         try:
             return await self.engine.retry_job(job_id)
         except JobNotFound:
@@ -122,7 +136,7 @@ class Scheduler:
             ) from None  # fmt: skip
 
     async def delete_job(self, job_id: str, force: bool, caller: Caller) -> None:
-        job = await self.get_job(job_id)
+        job = await self.get_job(job_id, caller)
         _check_owner(job, caller)
         if not job.state.terminal:
             if not force:
@@ -141,15 +155,23 @@ class Scheduler:
 
     # -- tasks and events ------------------------------------------------------------------------------
 
-    async def get_task(self, job_id: str, name: str) -> Task:
+    async def get_task(self, job_id: str, name: str, caller: Caller | None = None) -> Task:
+        """The task, when `caller` may see its job; TASK_NOT_FOUND otherwise, exactly as for a missing task."""
+        missing = NotFound(f"task {name} of job {job_id} not found", reason="TASK_NOT_FOUND",
+                           metadata={"task": f"jobs/{job_id}/tasks/{name}"})  # fmt: skip
+        if caller is not None:
+            job = await self.store.get_job(job_id)
+            if job is None:
+                raise missing
+            caller.require(job.project, Role.VIEWER, missing)
         task = await self.store.get_task(job_id, name)
         if task is None:
-            raise NotFound(f"task {name} of job {job_id} not found", reason="TASK_NOT_FOUND",
-                           metadata={"task": f"jobs/{job_id}/tasks/{name}"})  # fmt: skip
+            raise missing
         return task
 
-    async def list_tasks(self, job_id: str, states: frozenset[TaskState], page_size: int, page_token: str) -> Page:
-        await self.get_job(job_id)
+    async def list_tasks(self, job_id: str, states: frozenset[TaskState], page_size: int, page_token: str,
+                         caller: Caller | None = None) -> Page:
+        await self.get_job(job_id, caller)
         filters = {"job": job_id, "states": sorted(states)}
         position = paging.decode_token(page_token, filters)
         after = int(position["p"]) if position else -1
@@ -161,8 +183,9 @@ class Scheduler:
         tasks = tasks[:page_size]
         return Page(tasks, paging.encode_token({"p": tasks[-1].position}, filters))
 
-    async def list_events(self, job_id: str, after_seq: int, page_size: int, page_token: str) -> Page:
-        await self.get_job(job_id)
+    async def list_events(self, job_id: str, after_seq: int, page_size: int, page_token: str,
+                          caller: Caller | None = None) -> Page:
+        await self.get_job(job_id, caller)
         filters = {"job": job_id, "after": after_seq}
         position = paging.decode_token(page_token, filters)
         cursor = int(position["s"]) if position else after_seq
@@ -172,9 +195,10 @@ class Scheduler:
         events = events[:page_size]
         return Page(events, paging.encode_token({"s": events[-1].seq}, filters))
 
-    async def task_cluster_events(self, job_id: str, name: str) -> tuple[int, list[ClusterEvent]]:
+    async def task_cluster_events(self, job_id: str, name: str,
+                                  caller: Caller | None = None) -> tuple[int, list[ClusterEvent]]:  # fmt: skip
         """The cluster's events about the task's current attempt (none before it was dispatched)."""
-        task = await self.get_task(job_id, name)
+        task = await self.get_task(job_id, name, caller)
         if not task.handle:
             return task.attempt, []
         try:
@@ -185,9 +209,10 @@ class Scheduler:
 
     # -- streams ------------------------------------------------------------------------------------------
 
-    async def watch_job(self, job_id: str, after_seq: int) -> AsyncIterator[list[Event] | Heartbeat]:
+    async def watch_job(self, job_id: str, after_seq: int,
+                        caller: Caller | None = None) -> AsyncIterator[list[Event] | Heartbeat]:  # fmt: skip
         """The job's events after the cursor, in batches; ends after the event that ends the job."""
-        await self.get_job(job_id)
+        await self.get_job(job_id, caller)
         stream = watch_events(self.hub, self.store, after_seq, job_id=job_id,
                               heartbeat_seconds=self.heartbeat_seconds, stopping=self.stopping)  # fmt: skip
         async for item in stream:
@@ -197,9 +222,11 @@ class Scheduler:
                 return
 
     async def watch_jobs(self, where: JobFilter, after_seq: int) -> AsyncIterator[list[Event] | Heartbeat]:
-        """Events of matching jobs, in batches; `after_seq` 0 starts at the newest event."""
+        """Events of matching jobs, in batches; `after_seq` 0 starts at the newest event. `where.visible` keeps
+        every event of a job the caller may not see out of the stream (a deleted job's too: its project is
+        unknown)."""
         cursor = after_seq or self.hub.latest
-        select = None if not (where.pipeline or where.owner or where.labels) else self._watched_jobs.selector(where)
+        select = self._watched_jobs.selector(where) if where.narrows else None
         stream = watch_events(self.hub, self.store, cursor, select, heartbeat_seconds=self.heartbeat_seconds,
                               stopping=self.stopping)  # fmt: skip
         async for item in stream:
@@ -210,9 +237,9 @@ class Scheduler:
         job = await self.store.get_job(job_id)
         return job is None or (job.state.terminal and job.last_event_seq <= seq)
 
-    async def task_logs(self, job_id: str, name: str, *, follow: bool, offset: int,
-                        attempt: int) -> AsyncIterator[LogPiece]:  # fmt: skip
-        task = await self.get_task(job_id, name)
+    async def task_logs(self, job_id: str, name: str, *, follow: bool, offset: int, attempt: int,
+                        caller: Caller | None = None) -> AsyncIterator[LogPiece]:  # fmt: skip
+        task = await self.get_task(job_id, name, caller)
         if attempt < 0 or attempt > max(task.attempt, 0):
             raise InvalidArgument.field("attempt", f"the task has {task.attempt} attempt(s)")
         number = attempt or task.attempt
@@ -282,12 +309,28 @@ def _materialise(work: Path, resolved: ResolvedPipeline) -> None:
 
 
 def _filter_key(where: JobFilter) -> dict[str, object]:
-    return {"p": where.pipeline, "s": sorted(where.states), "o": where.owner, "l": dict(sorted(where.labels.items()))}
+    # The visible projects are part of the key: a token minted for one caller's view is not another's.
+    visible = None if where.visible is None else sorted(where.visible)
+    return {"p": where.pipeline, "s": sorted(where.states), "o": where.owner, "l": dict(sorted(where.labels.items())),
+            "j": where.project, "v": visible}
+
+
+def _within_budget(jobs: list[Job], size_of: Callable[[Job], int], max_bytes: int) -> int:
+    """How many of `jobs` fit in `max_bytes` (always at least one)."""
+    total = 0
+    for count, job in enumerate(jobs):
+        total += size_of(job)
+        if total > max_bytes and count > 0:
+            return count
+    return len(jobs)
 
 
 def _check_owner(job: Job, caller: Caller) -> None:
-    """Users change only their own jobs; admins change any."""
-    if not caller.admin and job.owner != caller.name:
+    """Members with the user role change their own jobs; project admins change any (the caller may already see
+    the job: get_job checked that)."""
+    if job.owner == caller.name:
+        caller.require(job.project, Role.USER, _job_not_found(job.id))
+    elif caller.role_in(job.project) < Role.ADMIN:
         raise PermissionDenied(f"job {job.id} belongs to {job.owner}", reason="NOT_JOB_OWNER",
                                metadata={"job": f"jobs/{job.id}", "owner": job.owner})  # fmt: skip
 

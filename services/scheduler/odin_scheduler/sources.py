@@ -6,6 +6,7 @@ text of `main.yml` plus the pipeline's other files, which the job gets as its `$
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from grpc_status import rpc_status
 from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
 from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from odin.scheduler.v1 import scheduler_pb2
+from odin_scheduler import convert
+from odin_scheduler.inline import Renderer
 from odin_scheduler.inline import resolve as resolve_inline_text
 from odin_scheduler.jobs import MAIN_FILE, ResolvedPipeline
 
@@ -28,34 +31,39 @@ ChannelFactory = Callable[[str], aio.Channel]
 
 
 class PipelineSources:
-    def __init__(self, pipelines_address: str, channel: ChannelFactory = aio.insecure_channel) -> None:
+    def __init__(self, pipelines_address: str, channel: ChannelFactory = aio.insecure_channel,
+                 render: Renderer | None = None) -> None:
         self.pipelines_address = pipelines_address
         self._make_channel = channel
         self._channel: aio.Channel | None = None
+        # Inline templates render here: the pool's bounded, killable workers in the service.
+        self._render = render
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
 
-    async def resolve(self, request: scheduler_pb2.CreateJobRequest, parameters: dict[str, Any]) -> ResolvedPipeline:
-        """`parameters` is `request.parameters` as a dict (converted once by the caller)."""
+    async def resolve(self, request: scheduler_pb2.CreateJobRequest, parameters: dict[str, Any],
+                      project: str) -> ResolvedPipeline:
+        """`parameters` is `request.parameters` as a dict (converted once by the caller); `project` the job's."""
         source = request.WhichOneof("source")
         if source == "inline":
-            return resolve_inline(request.inline, parameters)
+            # Rendering may take up to the render time limit: never on the event loop, which serves every RPC.
+            return await asyncio.to_thread(resolve_inline, request.inline, parameters, self._render)
         if source == "pipeline":
-            return await self._resolve_ref(request.pipeline, parameters)
+            return await self._resolve_ref(request.pipeline, parameters, project)
         raise InvalidArgument.field("source", "set either `pipeline` or `inline`")
 
-    async def _resolve_ref(self, ref: scheduler_pb2.PipelineRef, parameters: dict[str, Any]) -> ResolvedPipeline:
-        pipeline_id = ref.name.removeprefix("pipelines/")
-        if not pipeline_id or "/" in pipeline_id:
-            raise InvalidArgument.field("pipeline.name", "must be `pipelines/{pipeline}` or a pipeline id")
+    async def _resolve_ref(self, ref: scheduler_pb2.PipelineRef, parameters: dict[str, Any],
+                           project: str) -> ResolvedPipeline:  # fmt: skip
+        _, pipeline_id = convert.pipeline_ref(ref.name)  # its project, if named, is `project` (create_project)
         if not self.pipelines_address:
             raise FailedPrecondition(
                 "this scheduler has no pipelines service configured; send the pipeline inline",
                 reason="PIPELINES_NOT_CONFIGURED",
             )
-        request = pipelines_pb2.RenderPipelineRequest(name=f"pipelines/{pipeline_id}", revision=ref.revision)
+        name = f"projects/{project}/pipelines/{pipeline_id}"
+        request = pipelines_pb2.RenderPipelineRequest(name=name, revision=ref.revision)
         if parameters:
             json_format.ParseDict(parameters, request.parameters)
         stub = pipelines_pb2_grpc.PipelinesServiceStub(self._channel_for())
@@ -76,8 +84,9 @@ class PipelineSources:
         return self._channel
 
 
-def resolve_inline(inline: scheduler_pb2.InlinePipeline, parameters: Mapping[str, Any]) -> ResolvedPipeline:
-    return resolve_inline_text(inline.main_yml, dict(inline.files), parameters)
+def resolve_inline(inline: scheduler_pb2.InlinePipeline, parameters: Mapping[str, Any],
+                   render: Renderer | None = None) -> ResolvedPipeline:
+    return resolve_inline_text(inline.main_yml, dict(inline.files), parameters, render)
 
 
 def _pipelines_error(exc: aio.AioRpcError, pipeline_id: str) -> Exception:

@@ -1,7 +1,9 @@
 """`odin run|watch|status|show|logs|cancel|retry|delete|jobs|events`: run pipelines and watch them.
 
-Every command takes `--address` (default `$ODIN_ADDRESS`, else the local suite of `odin dev up`) and
-`--json` (one JSON document, or JSON lines for streams). A job is named by its id (`hello-ab12cd34`) or
+Every command takes `--address` (default `$ODIN_ADDRESS`, else the local suite of `odin dev up`),
+`--project` (default `$ODIN_PROJECT`, else the one `odin projects use` chose; `run` creates the job there and
+`jobs` lists only its jobs, while a job id names its job in any project) and `--json` (one JSON document, or
+JSON lines for streams). A job is named by its id (`hello-ab12cd34`) or
 `jobs/<id>`; a task by `<job>/<task>`, `jobs/<job>/tasks/<task>` or its task id `<job>--<task>`.
 Exit codes: 0 success, 1 a failed call or a job that did not succeed, 2 bad usage, 130 interrupted.
 """
@@ -44,6 +46,7 @@ from odin.client import (
 )
 from odin.client.login import current_token
 from odin.client.names import short_task
+from odin.client.project import current_project
 from odin.client.states import job_state_name, parse_job_state, task_state_name
 from odin.pipeline_spec.durations import parse_duration
 from odin.scheduler.v1 import scheduler_pb2 as pb
@@ -82,6 +85,9 @@ def _common_options() -> argparse.ArgumentParser:
                         help="the gateway or scheduler (default: $ODIN_ADDRESS, else the local suite)")
     common.add_argument("--state-dir", type=Path, help="the local suite's state directory (as for `odin dev`)")
     common.add_argument("--json", action="store_true", help="print JSON (JSON lines for streams)")
+    common.add_argument("--project", metavar="PROJECT",
+                        help="run: the project the job runs in; jobs: only that project's jobs (default: "
+                             "$ODIN_PROJECT, else `odin projects use`; a job id already names its project)")
     return common
 
 
@@ -196,7 +202,7 @@ async def _run(args: argparse.Namespace, client: SchedulerClient) -> int:
         raise InvalidArgument(str(exc)) from None
     job = await client.create_job(source, parameters=args.parameters, options=options,
                                   labels=_labels(args.label), validate_only=args.validate_only,
-                                  request_id=args.request_id)
+                                  request_id=args.request_id, project=current_project(args.project))
     if args.watch and not args.validate_only:
         return await follow_job(client, job, args.json)
     if args.json:
@@ -301,7 +307,7 @@ async def _list(args: argparse.Namespace, client: SchedulerClient) -> int:
     owner = f"users/{args.owner}" if args.owner and not args.owner.startswith("users/") else args.owner
     jobs = [job async for job in client.list_jobs(
         pipeline=args.pipeline, states=states, owner=owner, labels=args.label,
-        limit=None if args.all else args.limit)]
+        limit=None if args.all else args.limit, project=current_project(args.project))]
     if args.json:
         print_json({"jobs": [message_dict(job) for job in jobs]})
         return 0
@@ -312,8 +318,17 @@ async def _list(args: argparse.Namespace, client: SchedulerClient) -> int:
     rows = [[job.name.removeprefix("jobs/"), job.pipeline, state_text(job_state_name(job.state), colour),
              job.owner.removeprefix("users/") or "-", short_time(job.create_time),
              elapsed(job.start_time, job.end_time), _progress(job.task_counts)] for job in jobs]
-    print("\n".join(table(rows, ["JOB", "PIPELINE", "STATE", "OWNER", "CREATED", "DURATION", "TASKS"])))
+    headers = ["JOB", "PIPELINE", "STATE", "OWNER", "CREATED", "DURATION", "TASKS"]
+    projects = [_project_id(job) for job in jobs]
+    if set(projects) - {"default", ""}:  # only when jobs outside the default project are listed
+        rows = [[*row[:1], project, *row[1:]] for row, project in zip(rows, projects, strict=True)]
+        headers = [headers[0], "PROJECT", *headers[1:]]
+    print("\n".join(table(rows, headers)))
     return 0
+
+
+def _project_id(job: pb.Job) -> str:
+    return job.project.removeprefix("projects/")
 
 
 # -- text ---------------------------------------------------------------------------------------------
@@ -344,6 +359,7 @@ def _job_summary(job: pb.Job) -> list[str]:
         f"Job:       {job.name.removeprefix('jobs/')}",
         f"Pipeline:  {job.pipeline} @ {revision}",
         f"State:     {state_text(job_state_name(job.state), colour_enabled())}{why}",
+        *([f"Project:   {_project_id(job)}"] if _project_id(job) not in ("", "default") else []),
         f"Owner:     {job.owner.removeprefix('users/') or '-'}",
         f"Created:   {short_time(job.create_time)}   started {short_time(job.start_time)}   "
         f"ended {short_time(job.end_time)}   took {elapsed(job.start_time, job.end_time)}",

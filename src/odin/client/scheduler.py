@@ -107,9 +107,12 @@ class SchedulerClient:
         labels: Mapping[str, str] | None = None,
         validate_only: bool = False,
         request_id: str | None = None,
+        project: str = "",
     ) -> pb.Job:
-        """Creates and starts a job; retried safely, since a repeated request_id returns the same job."""
+        """Creates and starts a job (in `project`; empty: the pipeline's, else the default one); retried safely,
+        since a repeated request_id (of the same user) returns the same job."""
         request = pb.CreateJobRequest(
+            project=project,
             request_id=request_id or str(uuid.uuid4()),
             parameters=_struct(parameters),
             options=options,
@@ -124,8 +127,10 @@ class SchedulerClient:
         job: pb.Job = response.job
         return job
 
-    async def get_job(self, name: str) -> pb.Job:
-        response = await self._unary(self._stub.GetJob, pb.GetJobRequest(name=job_name(name)), retry=True)
+    async def get_job(self, name: str, *, view: pb.JobView.ValueType = pb.JOB_VIEW_UNSPECIFIED) -> pb.Job:
+        """The job; the whole of it unless `view` is JOB_VIEW_BASIC (no spec, no parameters)."""
+        request = pb.GetJobRequest(name=job_name(name), view=view)
+        response = await self._unary(self._stub.GetJob, request, retry=True)
         job: pb.Job = response.job
         return job
 
@@ -143,10 +148,14 @@ class SchedulerClient:
         labels: Iterable[str] = (),
         page_size: int = 0,
         limit: int | None = None,
+        project: str = "",
+        view: pb.JobView.ValueType = pb.JOB_VIEW_UNSPECIFIED,
     ) -> AsyncIterator[pb.Job]:
-        """Jobs newest first, across pages, at most `limit` (None: all)."""
+        """Jobs newest first, across pages, at most `limit` (None: all); of `project` (empty: every project the
+        caller may see). The default view is BASIC: no spec, no parameters."""
         request = pb.ListJobsRequest(
-            page_size=page_size, pipeline=pipeline, states=list(states), owner=owner, labels=list(labels)
+            page_size=page_size, pipeline=pipeline, states=list(states), owner=owner, labels=list(labels),
+            project=project, view=view,
         )
         return self._paged(self._stub.ListJobs, request, "jobs", limit)
 
@@ -225,6 +234,7 @@ class SchedulerClient:
         owner: str = "",
         labels: Iterable[str] = (),
         on_heartbeat: Callable[[pb.Heartbeat], None] | None = None,
+        project: str = "",
     ) -> AsyncIterator[pb.JobEvent]:
         """Events of every matching job; never ends by itself. `after_seq=0` starts at the newest event.
 
@@ -233,7 +243,8 @@ class SchedulerClient:
         cursor, label_list = after_seq, list(labels)
 
         def open_call() -> Any:
-            request = pb.WatchJobsRequest(after_seq=cursor, pipeline=pipeline, owner=owner, labels=label_list)
+            request = pb.WatchJobsRequest(after_seq=cursor, pipeline=pipeline, owner=owner, labels=label_list,
+                                          project=project)
             return self._stub.WatchJobs(request, metadata=self._metadata)
 
         async def finished() -> bool:

@@ -33,7 +33,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from odin_scheduler.model import Event, Job, JobFilter, JobState, NewEvent, Task, now_us
+from odin_scheduler.model import DEFAULT_PROJECT, Event, Job, JobFilter, JobState, NewEvent, Task, now_us
 from odin_scheduler.store import mongo_docs as docs
 from odin_scheduler.store.base import JobCursor, StaleJob, StoreError
 from odin_scheduler.store.mongo_docs import Doc
@@ -41,7 +41,7 @@ from odin_scheduler.store.mongo_log import EventLog
 
 log = logging.getLogger("odin.scheduler.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DATABASE = "odin_scheduler"
 # FerretDB v1 keeps one PostgreSQL connection per update statement until the whole command ends, plus one
 # for its write transaction, from a pool of 50: a bulk update of 50 rows, or ~25 concurrent updates, would
@@ -74,6 +74,12 @@ MIGRATIONS: tuple[dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]],
             ([("request_key", ASCENDING)], {"name": "commits_by_request", "unique": True}),
             ([("job_id", ASCENDING), ("version", ASCENDING)], {"name": "commits_by_job"}),
             ([("applied", ASCENDING)], {"name": "commits_unapplied"}),
+        ],
+    },
+    # 2: jobs belong to projects; request keys name their owner (the documents are rewritten by _migrate_data).
+    {
+        "jobs": [
+            ([("project", ASCENDING), ("create_us", DESCENDING), ("_id", DESCENDING)], {"name": "jobs_by_project"}),
         ],
     },
 )
@@ -138,15 +144,30 @@ class MongoStore:
             for collection, indexes in MIGRATIONS[version - 1].items():
                 for keys, options in indexes:
                     await self.db[collection].create_index(keys, **options)
+            await self._migrate_data(version)
             # Idempotent when two schedulers migrate at once: both write the same version.
             await self.meta.update_one({"_id": "schema"}, {"$set": {"version": version, "applied_us": now_us()}},
                                        upsert=True)  # fmt: skip
+
+    async def _migrate_data(self, version: int) -> None:
+        """Rewrites documents for schema `version`; idempotent, so a migration cut short is simply redone."""
+        if version != 2:
+            return
+        await self.jobs.update_many({"project": {"$exists": False}}, {"$set": {"project": DEFAULT_PROJECT}})
+        # Request keys were global (`r:<id>`); they become the owner's own (docs.request_key).
+        old = [r async for r in self.commits.find({"request_key": {"$regex": "^r:"}}, {"job_id": 1, "request_key": 1})]
+        for record in old:
+            job = await self.jobs.find_one({"_id": record["job_id"]}, {"owner": 1})
+            if job is None:
+                continue  # its job is gone: the record goes with the purge
+            key = docs.request_key(job["owner"], record["request_key"].removeprefix("r:"))
+            await self.commits.update_one({"_id": record["_id"]}, {"$set": {"request_key": key}})
 
     # -- jobs and tasks --------------------------------------------------------------------------------
 
     async def create_job(self, job: Job, tasks: Sequence[Task], events: Sequence[NewEvent]) -> tuple[Job, bool]:
         rid = docs.commit_id(job.id, job.version)
-        request_key = f"r:{job.request_id}" if job.request_id else f"c:{rid}"
+        request_key = docs.request_key(job.owner, job.request_id) if job.request_id else f"c:{rid}"
         record = {
             "_id": rid, "job_id": job.id, "version": job.version, "kind": "create", "request_key": request_key,
             "applied": False, "created_us": now_us(), "job": docs.job_doc(job),
@@ -421,6 +442,12 @@ def _job_query(where: JobFilter) -> Doc:
         query["state"] = {"$in": sorted(int(s) for s in where.states)}
     if where.labels:
         query["label_pairs"] = {"$all": sorted(docs.label_pair(k, v) for k, v in where.labels.items())}
+    if where.project:
+        query["project"] = where.project
+    if where.visible is not None:
+        visible = sorted(where.visible)
+        query["project"] = {"$in": [where.project] if where.project in where.visible else []} \
+            if where.project else {"$in": visible}
     return query
 
 

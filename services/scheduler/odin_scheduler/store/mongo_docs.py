@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from odin_scheduler.model import Event, Job, NewEvent, Task
+from odin_scheduler.model import DEFAULT_PROJECT, Event, Job, NewEvent, Task
 from odin_scheduler.store import rows
 
 Doc = dict[str, Any]
@@ -22,6 +22,11 @@ EVENT_PAYLOAD = ("job_id", "type", "time_us", "job_state", "task", "task_state",
 
 def label_pair(key: str, value: str) -> str:
     return json.dumps([key, value], separators=(",", ":"))
+
+
+def request_key(owner: str, request_id: str) -> str:
+    """The unique key of a CreateJob request id: scoped to its owner, so another user's equal id never matches."""
+    return "o:" + json.dumps([owner, request_id], separators=(",", ":"))
 
 
 def job_doc(job: Job) -> Doc:
@@ -40,7 +45,8 @@ def job_update(job: Job) -> Doc:
 
 
 def job_from_doc(doc: Mapping[str, Any]) -> Job:
-    return rows.job_from_row({**doc, "id": doc["_id"]})
+    # A job written by a commit record from before projects (replayed after the migration) has none: `default`.
+    return rows.job_from_row({"project": DEFAULT_PROJECT, **doc, "id": doc["_id"]})
 
 
 def task_key(job_id: str, name: str) -> str:

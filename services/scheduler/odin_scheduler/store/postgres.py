@@ -64,6 +64,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE seq_counter (id integer PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
     INSERT INTO seq_counter VALUES (1, 0);
     """,
+    # 2: jobs belong to projects (existing ones to `default`); request ids are unique per owner.
+    """
+    ALTER TABLE jobs ADD COLUMN project text NOT NULL DEFAULT 'default';
+    ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_request_id_key;
+    CREATE UNIQUE INDEX jobs_by_request ON jobs (owner, request_id);
+    CREATE INDEX jobs_by_project ON jobs (project, create_us DESC, id DESC);
+    """,
 )
 
 JSON_COLUMNS = frozenset({"labels", "options", "spec", "counts", "depends", "command", "args", "outputs", "handle"})
@@ -123,17 +130,18 @@ class PostgresStore:
                     async with conn.cursor() as cur:
                         await cur.executemany(_insert("tasks", rows.TASK_COLUMNS), [rows.task_params(t) for t in tasks])
             except psycopg.errors.UniqueViolation:
-                existing = await self._job_by_request(conn, job.request_id)
+                existing = await self._job_by_request(conn, job.owner, job.request_id)
                 if existing is None:
                     raise
                 return existing, False
         self._announce(written)
         return stored, True
 
-    async def _job_by_request(self, conn: psycopg.AsyncConnection[Any], request_id: str) -> Job | None:
+    async def _job_by_request(self, conn: psycopg.AsyncConnection[Any], owner: str, request_id: str) -> Job | None:
         if not request_id:
             return None
-        row = await (await conn.execute("SELECT * FROM jobs WHERE request_id = %s", (request_id,))).fetchone()
+        sql = "SELECT * FROM jobs WHERE owner = %s AND request_id = %s"
+        row = await (await conn.execute(sql, (owner, request_id))).fetchone()
         return rows.job_from_row(row) if row else None
 
     async def get_job(self, job_id: str) -> Job | None:
@@ -285,7 +293,8 @@ def _job_where(where: JobFilter) -> tuple[list[str], list[Any]]:
     if where.labels:
         clauses.append("labels @> %s::jsonb")
         params.append(json.dumps(dict(where.labels)))
-    return clauses, params
+    more, values = rows.project_clauses(where.project, where.visible, "%s")
+    return clauses + more, params + values
 
 
 

@@ -21,7 +21,7 @@ from odin_scheduler.model import (
 
 JOB_COLUMNS = (
     "id", "pipeline", "revision", "state", "owner", "create_us", "start_us", "end_us", "reason", "message",
-    "request_id", "labels", "options", "spec", "counts", "last_event_seq", "version", "run_us",
+    "request_id", "labels", "options", "spec", "counts", "last_event_seq", "version", "run_us", "project",
 )  # fmt: skip
 # What a commit may change; the rest is fixed at creation (and the spec is large: never rewritten).
 JOB_MUTABLE_COLUMNS = (
@@ -54,7 +54,7 @@ def job_params(job: Job) -> dict[str, Any]:
         "reason": job.reason, "message": job.message, "request_id": job.request_id or None,
         "labels": dumps(dict(job.labels)), "options": dumps(_options(job.options)), "spec": dumps(job.spec),
         "counts": dumps(dataclasses.asdict(job.counts)), "last_event_seq": job.last_event_seq,
-        "version": job.version, "run_us": job.run_us,
+        "version": job.version, "run_us": job.run_us, "project": job.project,
     }  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def job_from_row(row: Mapping[str, Any]) -> Job:
         reason=row["reason"], message=row["message"], request_id=row["request_id"] or "",
         labels=_json(row["labels"]), spec=_json(row["spec"]), counts=TaskCounts(**_json(row["counts"])),
         options=JobOptions(options["parallelism"], FailurePolicy(options["failure_policy"]), options["timeout"]),
-        last_event_seq=row["last_event_seq"], version=row["version"], run_us=row["run_us"],
+        last_event_seq=row["last_event_seq"], version=row["version"], run_us=row["run_us"], project=row["project"],
     )  # fmt: skip
 
 
@@ -122,6 +122,22 @@ def update_sql(table: str, columns: Sequence[str], keys: Sequence[str], mark: Ca
     """UPDATE of the non-key `columns` WHERE every key matches, with `mark` as in insert_sql."""
     sets = ", ".join(f"{c} = {mark(c)}" for c in columns if c not in keys)
     return f"UPDATE {table} SET {sets} WHERE {' AND '.join(f'{k} = {mark(k)}' for k in keys)}"
+
+
+def project_clauses(project: str, visible: frozenset[str] | None, mark: str) -> tuple[list[str], list[Any]]:
+    """The SQL conditions of JobFilter.project / .visible with `mark` as the placeholder."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if project:
+        clauses.append(f"project = {mark}")
+        params.append(project)
+    if visible is not None:
+        if not visible:
+            clauses.append("1 = 0")  # a member of nothing sees nothing
+        else:
+            clauses.append(f"project IN ({', '.join([mark] * len(visible))})")
+            params += sorted(visible)
+    return clauses, params
 
 
 def where_sql(clauses: list[str]) -> str:

@@ -53,6 +53,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE seq_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
     INSERT INTO seq_counter VALUES (1, 0);
     """,
+    # 2: jobs belong to projects (existing ones to `default`); request ids are unique per owner. SQLite cannot drop
+    # the inline UNIQUE of migration 1, so the table is rebuilt (foreign keys are off meanwhile: see _migrate).
+    """
+    CREATE TABLE jobs_v2 (
+        id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, revision TEXT NOT NULL, state INTEGER NOT NULL,
+        owner TEXT NOT NULL, create_us INTEGER NOT NULL, start_us INTEGER, end_us INTEGER,
+        reason TEXT NOT NULL, message TEXT NOT NULL, request_id TEXT, labels TEXT NOT NULL,
+        options TEXT NOT NULL, spec TEXT NOT NULL, counts TEXT NOT NULL, last_event_seq INTEGER NOT NULL,
+        version INTEGER NOT NULL, run_us INTEGER NOT NULL, project TEXT NOT NULL DEFAULT 'default'
+    );
+    INSERT INTO jobs_v2 (id, pipeline, revision, state, owner, create_us, start_us, end_us, reason, message,
+                         request_id, labels, options, spec, counts, last_event_seq, version, run_us, project)
+        SELECT id, pipeline, revision, state, owner, create_us, start_us, end_us, reason, message, request_id,
+               labels, options, spec, counts, last_event_seq, version, run_us, 'default' FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_v2 RENAME TO jobs;
+    CREATE INDEX jobs_by_time ON jobs (create_us DESC, id DESC);
+    CREATE INDEX jobs_by_pipeline ON jobs (pipeline, create_us DESC, id DESC);
+    CREATE INDEX jobs_by_owner ON jobs (owner, create_us DESC, id DESC);
+    CREATE INDEX jobs_by_state ON jobs (state, create_us DESC, id DESC);
+    CREATE INDEX jobs_by_project ON jobs (project, create_us DESC, id DESC);
+    CREATE UNIQUE INDEX jobs_by_request ON jobs (owner, request_id);
+    """,
 )
 
 
@@ -99,18 +122,28 @@ class SqliteStore:
         conn = self._w
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_us INTEGER)")
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version in done:
-                continue
-            record = f"INSERT INTO schema_migrations VALUES ({version}, {now_us()})"
-            conn.executescript(f"BEGIN IMMEDIATE; {script}; {record}; COMMIT;")
+        # Rebuilding a table drops it: with foreign keys on that would cascade into the tasks. The pragma is a
+        # no-op inside a transaction, so it is switched around them (the check below proves nothing dangles).
+        conn.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                record = f"INSERT INTO schema_migrations VALUES ({version}, {now_us()})"
+                conn.executescript(f"BEGIN IMMEDIATE; {script}; {record}; COMMIT;")
+            dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                raise RuntimeError(f"the store has {len(dangling)} rows whose job is missing")
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
 
     # -- jobs and tasks ----------------------------------------------------------------------------
 
     async def create_job(self, job: Job, tasks: Sequence[Task], events: Sequence[NewEvent]) -> tuple[Job, bool]:
         def run(conn: sqlite3.Connection) -> tuple[Job, bool, list[Event]]:
-            if job.request_id:
-                row = conn.execute("SELECT * FROM jobs WHERE request_id = ?", (job.request_id,)).fetchone()
+            if job.request_id:  # idempotency keys are the owner's own: another user's never matches
+                sql = "SELECT * FROM jobs WHERE owner = ? AND request_id = ?"
+                row = conn.execute(sql, (job.owner, job.request_id)).fetchone()
                 if row is not None:
                     return rows.job_from_row(row), False, []
             stored = self._append_events(conn, job, events)
@@ -268,7 +301,8 @@ def _job_where(where: JobFilter) -> tuple[list[str], list[Any]]:
     for key, value in sorted(where.labels.items()):
         clauses.append("json_extract(labels, ?) = ?")
         params += ['$."' + key.replace('"', "") + '"', value]
-    return clauses, params
+    more, values = rows.project_clauses(where.project, where.visible, "?")
+    return clauses + more, params + values
 
 
 
