@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from google.protobuf import json_format
 
 from odin.cli.jobs_follow import follow_job, print_events, print_logs
 from odin.cli.output import (
@@ -245,7 +245,7 @@ async def _show(args: argparse.Namespace, client: SchedulerClient) -> int:
     print("\n".join(_job_summary(job)))
     print(f"Options:   {_options_text(job.options)}")
     print("Spec:")
-    spec = json_format.MessageToDict(job.spec)
+    spec = message_dict(job.spec)
     print("  " + yaml.safe_dump(spec, sort_keys=False).rstrip().replace("\n", "\n  "))
     queues = _queues(job)
     for task in tasks:
@@ -379,7 +379,7 @@ def _progress(counts: pb.TaskCounts) -> str:
 
 def _queues(job: pb.Job) -> dict[str, str]:
     """Each task's Kueue queue, from the stored spec (empty when the job uses none)."""
-    tasks = json_format.MessageToDict(job.spec).get("tasks") or []
+    tasks = message_dict(job.spec).get("tasks") or []
     return {str(t.get("name")): str(t["queue"]) for t in tasks if isinstance(t, dict) and t.get("queue")}
 
 
@@ -415,7 +415,7 @@ def _task_detail(task: pb.Task, queue: str = "") -> list[str]:
     if task.message:
         lines.append(f"  message:  {task.message}")
     if task.outputs.fields:
-        lines.append(f"  outputs:  {json_format.MessageToJson(task.outputs, indent=None)}")
+        lines.append(f"  outputs:  {json.dumps(message_dict(task.outputs))}")
     return lines
 
 

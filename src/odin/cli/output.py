@@ -24,8 +24,20 @@ _COLORS = {
 
 def message_dict(message: Message) -> dict[str, Any]:
     """The proto3 JSON form (lowerCamelCase keys, enum names), as the HTTP gateway serves it."""
-    result: dict[str, Any] = json_format.MessageToDict(message)
+    result: dict[str, Any] = integral_numbers(json_format.MessageToDict(message))
     return result
+
+
+def integral_numbers(value: Any) -> Any:
+    """`value` with whole floats as ints: a spec travels as a `Struct`, whose numbers are all doubles, so
+    `retries: 2` would show as `2.0`. (Envoy's JSON printer writes whole doubles without `.0` too.)"""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_numbers(v) for v in value]
+    return value
 
 
 def print_json(document: Any, stream: TextIO | None = None) -> None:
@@ -102,11 +114,24 @@ def print_error(error: OdinError, as_json: bool) -> None:
     if as_json:
         print_json({"error": error.to_dict()})
         return
-    lines = [f"odin: {error.message}"]
+    lines = [f"odin: {summary_line(error)}"]
     lines += [f"  {violation}" for violation in error.violations if str(violation) != error.message]
     if error.code == "UNAUTHENTICATED":
         lines.append("  (log in with `odin login`, or set ODIN_TOKEN)")
     sys.stderr.write("\n".join(lines) + "\n")
+
+
+def summary_line(error: OdinError) -> str:
+    """The error's message without the violations it repeats (they follow on their own lines)."""
+    texts = [str(v) for v in error.violations]
+    if not texts or error.message in texts:
+        return error.message
+    cut = min((error.message.find(t) for t in texts if t in error.message), default=-1)
+    if cut <= 0:
+        return error.message
+    count = len(texts)
+    head = error.message[:cut].rstrip(" :;,")
+    return f"{head} ({count} problem{'s' if count != 1 else ''}):"
 
 
 def run_reporting_errors(work: Coroutine[Any, Any, int], as_json: bool) -> int:
