@@ -29,7 +29,7 @@ class Agent:
         self.node_name = f"nodes/{node}"
         self._nvml = nvml
         self._proc_path = proc_path
-        self._pods = pods
+        self.pods = pods
         self._cpu_model = cpu_model(proc_path)
         self.latest: midgard_pb2.Node | None = None
         self._lost: set[str] = set()
@@ -54,7 +54,7 @@ class Agent:
             driver.available = False
             driver.unavailable_reason = f"NVML cannot list GPUs: {exc}"
             return driver
-        attach_pods(gpus, self._proc_path, self._pods)
+        attach_pods(gpus, self._proc_path, self.pods)
         node.gpus.extend(gpus)
         self._log_lost(gpus)
         return driver

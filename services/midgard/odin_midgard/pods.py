@@ -28,6 +28,8 @@ class PodInfo:
     namespace: str
     name: str
     labels: dict[str, str]
+    # Container id (without the `containerd://` scheme) → container name, from the pod's status.
+    containers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class PodDirectory:
@@ -58,9 +60,21 @@ class PodDirectory:
             log.warning("cannot list pods", extra={"error": str(exc)})
             return
         self._pods = {
-            pod.metadata.uid: PodInfo(pod.metadata.namespace, pod.metadata.name, dict(pod.metadata.labels or {}))
+            pod.metadata.uid: PodInfo(pod.metadata.namespace, pod.metadata.name, dict(pod.metadata.labels or {}),
+                                      _container_names(pod))
             for pod in listed.items
         }
+
+    def container_name(self, pod_uid: str, container_id: str) -> str:
+        """The name of a pod's container by id; empty when unknown (no relist: called per scrape)."""
+        info = self._pods.get(pod_uid)
+        return info.containers.get(container_id, "") if info else ""
+
+
+def _container_names(pod: Any) -> dict[str, str]:
+    statuses = [*(getattr(pod.status, "container_statuses", None) or []),
+                *(getattr(pod.status, "init_container_statuses", None) or [])] if pod.status else []
+    return {str(s.container_id).partition("://")[2]: str(s.name) for s in statuses if s.container_id}
 
 
 def kubernetes_core_api() -> Any:
