@@ -15,9 +15,14 @@ from support.processes import ServiceProcess
 ODIN = str(Path(sys.executable).parent / "odin")
 
 
-def odin(service: ServiceProcess, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ODIN_TOKEN": auth.token_for("carol", "user")}
+def odin(service: ServiceProcess, *args: str, ok: bool = True, token: str | None = None,
+         env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ODIN_TOKEN": token or auth.token_for("carol", "user"), **(env_extra or {})}
     env.pop("ODIN_ADDRESS", None)
+    if not env_extra or "ODIN_PROJECT" not in env_extra:
+        env.pop("ODIN_PROJECT", None)
+    if not env_extra or "XDG_CONFIG_HOME" not in env_extra:
+        env["XDG_CONFIG_HOME"] = "/nonexistent"  # no session project of the person running the tests
     result = subprocess.run([ODIN, "pipelines", *args, "--address", service.address], capture_output=True,
                             text=True, timeout=60, env=env)
     assert (result.returncode == 0) == ok, result.stdout + result.stderr
@@ -82,6 +87,37 @@ def test_validate_and_render(pipelines_service: ServiceProcess, tmp_path: Path) 
     assert "tasks[0].depends" in bad.stderr
 
 
-def test_repo_status(pipelines_service: ServiceProcess) -> None:
-    state = json.loads(odin(pipelines_service, "sync", "--json").stdout)
+def test_repo_status_is_for_admins(pipelines_service: ServiceProcess) -> None:
+    state = json.loads(odin(pipelines_service, "sync", "--json", token=auth.default_token()).stdout)
     assert state["syncState"] == "SYNC_STATE_NO_REMOTE" and state["branch"] == "main"
+    refused = json.loads(odin(pipelines_service, "repo", "--json", ok=False).stdout)
+    assert refused["error"]["code"] == "PERMISSION_DENIED"
+
+
+def test_project_flag_environment_and_session(pipelines_service: ServiceProcess, tmp_path: Path) -> None:
+    admin = auth.default_token()  # an admin is in every project: this checks the flag, test_projects the rules
+    source = tmp_path / "team-flow"
+    source.mkdir()
+    (source / "main.yml").write_text(main_yml())
+    assert "created team-flow" in odin(pipelines_service, "push", str(source), "--project", "team-x",
+                                       token=admin).stdout
+    (source / "extra.yml").write_text("e: 1\n")
+    assert "updated team-flow" in odin(pipelines_service, "push", str(source), "--project", "projects/team-x",
+                                       token=admin).stdout
+    assert "team-flow" in odin(pipelines_service, "ls", "--project", "team-x", token=admin).stdout
+    assert "team-flow" not in odin(pipelines_service, "ls", token=admin).stdout  # the default project
+    shown = json.loads(odin(pipelines_service, "show", "team-flow", "--json", token=admin,
+                            env_extra={"ODIN_PROJECT": "team-x"}).stdout)
+    assert (shown["name"], shown["project"]) == ("projects/team-x/pipelines/team-flow", "projects/team-x")
+    config = tmp_path / "config"
+    (config / "odin").mkdir(parents=True)
+    (config / "odin" / "project").write_text("team-x\n")  # what `odin projects use team-x` leaves
+    history = json.loads(odin(pipelines_service, "history", "team-flow", "--json", token=admin,
+                              env_extra={"XDG_CONFIG_HOME": str(config)}).stdout)["revisions"]
+    assert len(history) == 2
+    full = odin(pipelines_service, "show", "projects/team-x/pipelines/team-flow", "--file", "extra.yml", token=admin)
+    assert full.stdout == "e: 1\n"
+    missing = json.loads(odin(pipelines_service, "show", "team-flow", "--json", token=admin, ok=False).stdout)
+    assert missing["error"]["reason"] == "PIPELINE_NOT_FOUND"
+    odin(pipelines_service, "rm", "team-flow", "--project", "team-x", token=admin)
+    assert "team-flow" not in odin(pipelines_service, "ls", "--project", "team-x", token=admin).stdout

@@ -214,3 +214,24 @@ def test_samples_import_and_validate(repo: PipelineRepository, limits: Limits) -
         view = repo.get(pid)
         assert view.files is not None
         assert load_pipeline(view.files["main.yml"], default_name=pid).tasks
+
+
+def test_projects_have_their_own_directories_and_revisions(repo: PipelineRepository) -> None:
+    default = repo.create("p", files(), "default p", ALICE)
+    team = repo.create("p", files(a="1"), "team p", BOB, project="team-a")
+    edited = repo.update("p", team.etag, {"a": b"2"}, [], "team edit", BOB, project="team-a")
+    assert repo.get("p").revision.commit == default.revision.commit  # a project's commits are not the default's
+    assert repo.get("p", project="team-a").files == {"main.yml": main_yml(), "a": "2"}
+    history, _ = repo.history("p", start="", after="", limit=10, project="team-a")
+    assert [c.commit for c in history] == [edited.etag, team.etag]
+    assert [c.commit for c in repo.history("p", start="", after="", limit=10)[0]] == [default.etag]
+    assert [v.pipeline_id for v in repo.list_pipelines(prefix="", after="", limit=10, revision="")[0]] == ["p"]
+    listed = repo.list_pipelines(prefix="", after="", limit=10, revision="", project="team-a")[0]
+    assert [(v.project, v.pipeline_id) for v in listed] == [("team-a", "p")]
+    assert repo.list_pipelines(prefix="", after="", limit=10, revision="", project="team-b") == ([], False)
+    with pytest.raises(NotFound):
+        repo.get("p", project="team-b")
+    repo.delete("p", repo.head_id(), "gone", BOB, project="team-a")
+    git = pygit2.Repository(repo.path)
+    assert sorted(e.name for e in git[repo.head_id()].tree) == ["p"]  # no empty _projects/team-a left behind
+    assert repo.get("p").revision.commit == default.revision.commit

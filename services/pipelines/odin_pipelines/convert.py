@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from odin.pipeline_spec import Violation
 from odin.pipelines.v1 import pipelines_pb2 as pb
-from odin_pipelines.names import NAME_PREFIX
+from odin.runtime.projects import project_name
 from odin_pipelines.repository import CommitInfo, PipelineView
 from odin_pipelines.sync import SyncState, SyncStatus
 
@@ -29,7 +29,8 @@ def revision(info: CommitInfo) -> pb.Revision:
 
 def pipeline(view: PipelineView) -> pb.Pipeline:
     return pb.Pipeline(
-        name=f"{NAME_PREFIX}{view.pipeline_id}",
+        name=view.ref.name,
+        project=project_name(view.project),
         files=files(view.files or {}),
         revision=revision(view.revision),
         etag=view.etag,

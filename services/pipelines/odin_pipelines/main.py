@@ -12,6 +12,7 @@ import pygit2
 
 from odin.pipeline_spec.render_pool import RenderPool
 from odin.pipelines.v1 import pipelines_pb2, pipelines_pb2_grpc
+from odin.runtime.auth import ProjectRole, Rule
 from odin.runtime.config import ConfigError
 from odin.runtime.lifecycle import sleep_or_stop
 from odin.runtime.server import ServiceRuntime, serve_main
@@ -24,18 +25,21 @@ from odin_pipelines.servicer import PipelinesServicer
 from odin_pipelines.sync import Upstream
 
 log = logging.getLogger("odin.pipelines")
-# Reads need a viewer, edits a user; an RPC missing here would need an admin.
-ROLES = {
-    "ListPipelines": Role.VIEWER,
-    "GetPipeline": Role.VIEWER,
-    "ListPipelineRevisions": Role.VIEWER,
-    "ValidatePipeline": Role.VIEWER,
-    "RenderPipeline": Role.VIEWER,
-    "GetRepository": Role.VIEWER,
-    "CreatePipeline": Role.USER,
-    "UpdatePipeline": Role.USER,
-    "DeletePipeline": Role.USER,
-    "SyncRepository": Role.USER,
+# Pipelines belong to projects: reads need a viewer in the pipeline's project, edits a user there
+# (the handlers check the project; the interceptor only the best role anywhere). The repository as
+# a whole (its head, its upstream) spans every project, so only admins see or sync it. An RPC
+# missing here would need an admin.
+ROLES: dict[str, Rule] = {
+    "ListPipelines": ProjectRole(Role.VIEWER),
+    "GetPipeline": ProjectRole(Role.VIEWER),
+    "ListPipelineRevisions": ProjectRole(Role.VIEWER),
+    "ValidatePipeline": ProjectRole(Role.VIEWER),
+    "RenderPipeline": ProjectRole(Role.VIEWER),
+    "CreatePipeline": ProjectRole(Role.USER),
+    "UpdatePipeline": ProjectRole(Role.USER),
+    "DeletePipeline": ProjectRole(Role.USER),
+    "GetRepository": Role.ADMIN,
+    "SyncRepository": Role.ADMIN,
 }
 
 __all__ = ["PipelinesConfig", "PipelinesServicer", "main", "setup"]

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from odin.runtime.errors import InvalidArgument
+from odin.runtime.projects import DEFAULT_PROJECT, PROJECT_ID, project_name
 
 PIPELINE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$")
 NAME_PREFIX = "pipelines/"
+PROJECT_PREFIX = "projects/"
+# Pipelines of project `p` live under `_projects/p/` in the tree; a pipeline id never starts with `_`,
+# so this directory cannot clash with a default-project pipeline (which stay top-level, as before projects).
+PROJECTS_DIR = "_projects"
 MAX_PATH_CHARS = 1024
 MAX_COMPONENT_CHARS = 255
 MAX_REVISION_CHARS = 256
@@ -30,17 +36,62 @@ def pipeline_id_problem(pipeline_id: str) -> str | None:
     return None
 
 
-def parse_name(name: str, field: str = "name") -> str:
-    """The id in `pipelines/{id}`; INVALID_ARGUMENT naming `field` otherwise."""
+@dataclass(frozen=True)
+class PipelineRef:
+    """A pipeline of a project: where it is stored and what it is called."""
+
+    project: str
+    pipeline_id: str
+
+    @property
+    def directory(self) -> tuple[str, ...]:
+        """The tree path of the project's pipelines: the root for the default project."""
+        return () if self.project == DEFAULT_PROJECT else project_directory(self.project)
+
+    @property
+    def path(self) -> str:
+        """The pipeline's directory in the repository tree."""
+        return "/".join((*self.directory, self.pipeline_id))
+
+    @property
+    def name(self) -> str:
+        """The resource name; the default project keeps the short form existing clients know."""
+        return pipeline_name(self.project, self.pipeline_id)
+
+
+def project_directory(project: str) -> tuple[str, ...]:
+    """Where `project`'s pipelines are in the tree (() for the default project: the top level)."""
+    return () if project == DEFAULT_PROJECT else (PROJECTS_DIR, project)
+
+
+def pipeline_name(project: str, pipeline_id: str) -> str:
+    if project == DEFAULT_PROJECT:
+        return f"{NAME_PREFIX}{pipeline_id}"
+    return f"{project_name(project)}/{NAME_PREFIX}{pipeline_id}"
+
+
+def parse_name(name: str, field: str = "name") -> PipelineRef:
+    """`projects/{project}/pipelines/{id}` or `pipelines/{id}` (the default project); INVALID_ARGUMENT
+    naming `field` otherwise. Both ids are checked against their patterns (no `/`, `.`, `..` or leading
+    `_`), so a name can never reach outside its project's directory."""
     if not name:
         raise InvalidArgument.field(field, "is required")
-    if not name.startswith(NAME_PREFIX):
-        raise InvalidArgument.field(field, "must look like pipelines/{pipeline}")
-    pipeline_id = name[len(NAME_PREFIX):]
+    project = DEFAULT_PROJECT
+    rest = name
+    if name.startswith(PROJECT_PREFIX):
+        project, _, rest = name[len(PROJECT_PREFIX):].partition("/")
+        if not PROJECT_ID.match(project):
+            raise InvalidArgument.field(field, "project id must be 1-63 characters of a-z, 0-9, '-', starting "
+                                               "with a letter")
+        rest = rest if rest.startswith(NAME_PREFIX) else "/"  # anything else fails the check below
+    if not rest.startswith(NAME_PREFIX):
+        raise InvalidArgument.field(field, "must look like projects/{project}/pipelines/{pipeline} or "
+                                           "pipelines/{pipeline}")
+    pipeline_id = rest[len(NAME_PREFIX):]
     problem = pipeline_id_problem(pipeline_id)
     if problem:
         raise InvalidArgument.field(field, f"pipeline id {problem}")
-    return pipeline_id
+    return PipelineRef(project, pipeline_id)
 
 
 def file_path_problem(path: str) -> str | None:

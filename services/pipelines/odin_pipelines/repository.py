@@ -1,4 +1,8 @@
-"""The pipelines repository: a bare git repository, one top-level directory per pipeline.
+"""The pipelines repository: a bare git repository, one directory per pipeline.
+
+Pipelines of the default project are top-level directories (as before projects existed, so an
+old repository needs no move); those of project `p` are under `_projects/p/`. Every method takes
+the project, and a write only ever replaces the one directory of its pipeline in its project.
 
 Domain layer (no gRPC). Reads resolve a revision to a commit and read trees; writes build the
 new trees in memory and land as exactly one commit through a compare-and-swap of the branch
@@ -18,13 +22,14 @@ from pathlib import Path
 import pygit2
 
 from odin.runtime.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
+from odin.runtime.projects import DEFAULT_PROJECT
 from odin_pipelines import files as pipeline_files
 from odin_pipelines import trees
 from odin_pipelines.changes import ChangeIndex
 from odin_pipelines.config import Limits
 from odin_pipelines.display import DisplayNames
 from odin_pipelines.identity import Author
-from odin_pipelines.names import PIPELINE_ID
+from odin_pipelines.names import PIPELINE_ID, PipelineRef, project_directory
 
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 
@@ -53,11 +58,17 @@ class PipelineView:
     templated: bool
     display_name: str
     files: dict[str, str] | None = None
+    project: str = DEFAULT_PROJECT
+
+    @property
+    def ref(self) -> PipelineRef:
+        return PipelineRef(self.project, self.pipeline_id)
 
 
-def pipeline_not_found(pipeline_id: str) -> NotFound:
-    return NotFound(f"pipeline {pipeline_id!r} does not exist", reason="PIPELINE_NOT_FOUND",
-                    metadata={"pipeline": pipeline_id})
+def pipeline_not_found(ref: PipelineRef) -> NotFound:
+    """The one answer for a pipeline that does not exist and for one the caller may not know about."""
+    return NotFound(f"pipeline {ref.name!r} does not exist", reason="PIPELINE_NOT_FOUND",
+                    metadata={"pipeline": ref.name})
 
 
 class PipelineRepository:
@@ -132,13 +143,18 @@ class PipelineRepository:
 
     # ---- reads -----------------------------------------------------------------------------
 
-    def list_pipelines(self, *, prefix: str, after: str, limit: int, revision: str) -> tuple[list[PipelineView], bool]:
-        """Pipelines with ids > `after` starting with `prefix`, by id; and whether more follow."""
+    def list_pipelines(self, *, prefix: str, after: str, limit: int, revision: str,
+                       project: str = DEFAULT_PROJECT) -> tuple[list[PipelineView], bool]:
+        """`project`'s pipelines with ids > `after` starting with `prefix`, by id; and whether more follow."""
         commit = self.resolve(revision)
         if commit is None:
             return [], False
-        root = commit.tree
+        directory = project_directory(project)
+        root = trees.directory(self.git, commit.tree, "/".join(directory))
+        if root is None:
+            return [], False
         chosen = []
+        # PIPELINE_ID skips `_projects` (and anything else that is not a pipeline id) at the top level.
         for name in sorted(entry.name or "" for entry in root):
             if name <= after or not name.startswith(prefix) or not PIPELINE_ID.match(name):
                 continue
@@ -147,30 +163,34 @@ class PipelineRepository:
                 if len(chosen) > limit:
                     break
         etag = self.head_id()
-        changes = self.changes.at(self.git, commit)
-        views = [self._view(changes.changed_by[name], trees.tree_at(self.git, root[name].id), name, etag)
-                 for name in chosen[:limit]]
+        changes = self.changes.at(self.git, commit, directory)
+        views = [self._view(changes.changed_by[name], trees.tree_at(self.git, root[name].id),
+                            PipelineRef(project, name), etag) for name in chosen[:limit]]
         return views, len(chosen) > limit
 
-    def get(self, pipeline_id: str, revision: str = "", *, with_files: bool = True) -> PipelineView:
-        return self._snapshot(pipeline_id, self.resolve(revision), self.head_id(), with_files=with_files)
+    def get(self, pipeline_id: str, revision: str = "", *, with_files: bool = True,
+            project: str = DEFAULT_PROJECT) -> PipelineView:
+        return self._snapshot(PipelineRef(project, pipeline_id), self.resolve(revision), self.head_id(),
+                              with_files=with_files)
 
-    def _snapshot(self, pipeline_id: str, commit: pygit2.Commit | None, etag: str, *,
+    def _snapshot(self, ref: PipelineRef, commit: pygit2.Commit | None, etag: str, *,
                   with_files: bool = True) -> PipelineView:
         root = commit.tree if commit else None  # each `commit.tree` parses the tree again: read it once
-        tree = trees.pipeline_tree(self.git, root, pipeline_id) if root else None
-        if commit is None or root is None or tree is None or not trees.is_pipeline_dir(self.git, root[pipeline_id]):
-            raise pipeline_not_found(pipeline_id)
-        view = self._view(self.changes.at(self.git, commit).changed_by[pipeline_id], tree, pipeline_id, etag)
+        tree = trees.pipeline_tree(self.git, root, ref.path) if root else None
+        if commit is None or root is None or tree is None or not trees.is_pipeline_dir(self.git, root[ref.path]):
+            raise pipeline_not_found(ref)
+        changed_by = self.changes.at(self.git, commit, ref.directory).changed_by[ref.pipeline_id]
+        view = self._view(changed_by, tree, ref, etag)
         if not with_files:
             return view
         raw = trees.read_files(self.git, tree, max_files=self.limits.max_files)
         return PipelineView(**{**view.__dict__, "files": _decode(raw)})
 
-    def _view(self, changed_by: str, tree: pygit2.Tree, pipeline_id: str, etag: str) -> PipelineView:
+    def _view(self, changed_by: str, tree: pygit2.Tree, ref: PipelineRef, etag: str) -> PipelineView:
         templated = pipeline_files.MAIN_TEMPLATE in tree and pipeline_files.MAIN not in tree
         display = "" if templated else self.display_names.of(self.git, tree[pipeline_files.MAIN].id)
-        return PipelineView(pipeline_id, self._commit_info(changed_by), etag, templated, display)
+        return PipelineView(ref.pipeline_id, self._commit_info(changed_by), etag, templated, display,
+                            project=ref.project)
 
     def _commit_info(self, commit_id: str) -> CommitInfo:
         """Commits never change, and many pipelines share one, so their details are remembered."""
@@ -181,66 +201,73 @@ class PipelineRepository:
             info = self._commit_infos[commit_id] = CommitInfo.of(trees.commit_at(self.git, commit_id))
         return info
 
-    def history(self, pipeline_id: str, *, start: str, after: str, limit: int) -> tuple[list[CommitInfo], str]:
-        """Commits that changed `pipeline_id`, newest first, walking first parents from `start`
-        (the head when empty) and skipping through `after`. Returns the page and the head walked."""
+    def history(self, pipeline_id: str, *, start: str, after: str, limit: int,
+                project: str = DEFAULT_PROJECT) -> tuple[list[CommitInfo], str]:
+        """Commits that changed `pipeline_id` of `project`, newest first, walking first parents from
+        `start` (the head when empty) and skipping through `after`. Returns the page and the head walked."""
+        ref = PipelineRef(project, pipeline_id)
         commit = self.resolve(start) if start else self.head()
         if commit is None:
-            raise pipeline_not_found(pipeline_id)
+            raise pipeline_not_found(ref)
         walked_from = str(commit.id)
         found: list[CommitInfo] = []
         skipping = bool(after)
         current: pygit2.Commit | None = commit
-        entry = _entry_id(commit.tree, pipeline_id)
+        entry = _entry_id(commit.tree, ref.path)
         while current is not None and len(found) <= limit:
             parent = trees.commit_at(self.git, current.parent_ids[0]) if current.parent_ids else None
-            parent_entry = _entry_id(parent.tree, pipeline_id) if parent else None
+            parent_entry = _entry_id(parent.tree, ref.path) if parent else None
             if skipping:
                 skipping = str(current.id) != after
             elif entry != parent_entry:
                 found.append(CommitInfo.of(current))
             current, entry = parent, parent_entry
         if not found and not after:
-            raise pipeline_not_found(pipeline_id)
+            raise pipeline_not_found(ref)
         return found, walked_from
 
     # ---- writes ----------------------------------------------------------------------------
 
-    def create(self, pipeline_id: str, files: Mapping[str, bytes], message: str, author: Author) -> PipelineView:
+    def create(self, pipeline_id: str, files: Mapping[str, bytes], message: str, author: Author, *,
+               project: str = DEFAULT_PROJECT) -> PipelineView:
+        ref = PipelineRef(project, pipeline_id)
         pipeline_files.raise_if(pipeline_files.whole_problems(files, "pipeline.files", self.limits))
         with self.write_lock:
             head = self.head()
-            if head is not None and pipeline_id in head.tree:
-                raise AlreadyExists(f"pipeline {pipeline_id!r} already exists", reason="PIPELINE_EXISTS",
-                                    metadata={"pipeline": pipeline_id})
+            if head is not None and ref.path in head.tree:
+                raise AlreadyExists(f"pipeline {ref.name!r} already exists", reason="PIPELINE_EXISTS",
+                                    metadata={"pipeline": ref.name})
             subtree = trees.build_tree(self.git, files)
-            root = trees.replace_entry(self.git, head.tree if head else None, pipeline_id, subtree)
+            root = trees.replace_path(self.git, head.tree if head else None, ref.path.split("/"), subtree)
             commit = self._commit(head, root, message, author)
-        return self._snapshot(pipeline_id, commit, str(commit.id))
+        return self._snapshot(ref, commit, str(commit.id))
 
     def update(self, pipeline_id: str, expected: str, upserts: Mapping[str, bytes], deletes: Sequence[str],
-               message: str, author: Author) -> PipelineView:
+               message: str, author: Author, *, project: str = DEFAULT_PROJECT) -> PipelineView:
+        ref = PipelineRef(project, pipeline_id)
         with self.write_lock:
             head = self._expect_head(expected)
-            tree = trees.pipeline_tree(self.git, head.tree, pipeline_id) if head else None
+            tree = trees.pipeline_tree(self.git, head.tree, ref.path) if head else None
             if head is None or tree is None:
-                raise pipeline_not_found(pipeline_id)
+                raise pipeline_not_found(ref)
             files = trees.read_files(self.git, tree, max_files=self.limits.max_files + len(deletes))
             _remove(files, deletes)
             files.update(upserts)
             pipeline_files.raise_if(pipeline_files.whole_problems(files, "upsert_files", self.limits))
             subtree = trees.build_tree(self.git, files)
             if subtree != tree.id:  # an edit that changes nothing makes no commit
-                root = trees.replace_entry(self.git, head.tree, pipeline_id, subtree)
+                root = trees.replace_path(self.git, head.tree, ref.path.split("/"), subtree)
                 head = self._commit(head, root, message, author)
-        return self._snapshot(pipeline_id, head, str(head.id))
+        return self._snapshot(ref, head, str(head.id))
 
-    def delete(self, pipeline_id: str, expected: str, message: str, author: Author) -> CommitInfo:
+    def delete(self, pipeline_id: str, expected: str, message: str, author: Author, *,
+               project: str = DEFAULT_PROJECT) -> CommitInfo:
+        ref = PipelineRef(project, pipeline_id)
         with self.write_lock:
             head = self._expect_head(expected)
-            if head is None or trees.pipeline_tree(self.git, head.tree, pipeline_id) is None:
-                raise pipeline_not_found(pipeline_id)
-            root = trees.replace_entry(self.git, head.tree, pipeline_id, None)
+            if head is None or trees.pipeline_tree(self.git, head.tree, ref.path) is None:
+                raise pipeline_not_found(ref)
+            root = trees.replace_path(self.git, head.tree, ref.path.split("/"), None)
             return CommitInfo.of(self._commit(head, root, message, author))
 
     def import_pipelines(self, pipelines: Mapping[str, Mapping[str, bytes]], message: str, author: Author) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import cast
 
 import pygit2
@@ -66,14 +66,46 @@ def replace_entry(repo: pygit2.Repository, root: pygit2.Tree | None, name: str,
     return oid
 
 
-def pipeline_tree(repo: pygit2.Repository, root: pygit2.Tree, pipeline_id: str) -> pygit2.Tree | None:
-    """The directory of `pipeline_id` in `root`, or None when there is none."""
-    if pipeline_id not in root:
+def replace_path(repo: pygit2.Repository, root: pygit2.Tree | None, path: Sequence[str],
+                 subtree: pygit2.Oid | None) -> pygit2.Oid:
+    """The root tree with the directory at `path` (its components) set to `subtree`, or removed when None.
+
+    Directories on the way are created as needed; ones a removal leaves empty are removed too, so
+    deleting a project's last pipeline leaves no empty `_projects/<p>` behind.
+    """
+    head, *rest = path
+    if rest:
+        child = directory(repo, root, head) if root is not None else None
+        if child is None and subtree is None:
+            return root.id if root is not None else _empty_tree(repo)
+        subtree = replace_path(repo, child, rest, subtree)
+        if len(tree_at(repo, subtree)) == 0:
+            subtree = None
+    if subtree is None and (root is None or head not in root):
+        return root.id if root is not None else _empty_tree(repo)
+    return replace_entry(repo, root, head, subtree)
+
+
+def _empty_tree(repo: pygit2.Repository) -> pygit2.Oid:
+    oid: pygit2.Oid = repo.TreeBuilder().write()
+    return oid
+
+
+def directory(repo: pygit2.Repository, root: pygit2.Tree, path: str) -> pygit2.Tree | None:
+    """The directory at `path` ('a' or 'a/b/c') in `root`, or None when there is none (or a file is there)."""
+    if not path:
+        return root
+    if path not in root:
         return None
-    entry = root[pipeline_id]
+    entry = root[path]
     if entry.filemode != pygit2.GIT_FILEMODE_TREE:
         return None
     return tree_at(repo, entry.id)
+
+
+def pipeline_tree(repo: pygit2.Repository, root: pygit2.Tree, pipeline_path: str) -> pygit2.Tree | None:
+    """The directory of the pipeline at `pipeline_path` in `root`, or None when there is none."""
+    return directory(repo, root, pipeline_path)
 
 
 def is_pipeline_dir(repo: pygit2.Repository, entry: pygit2.Object) -> bool:

@@ -11,7 +11,10 @@
     odin pipelines render NAME [--x:KEY VALUE] [--out D] render its templates
     odin pipelines sync / repo                           pull+push the upstream now / show its state
 
-Every command takes `--address` and `--json`. Exit codes: 0 success, 1 a failed call or an invalid
+Every command takes `--address`, `--json` and `--project P` (default: $ODIN_PROJECT, else the one
+`odin projects use` chose, else the default project). NAME is a pipeline id in that project, or a
+full name: `projects/P/pipelines/ID`, or `pipelines/ID` for the default project. `sync` and `repo`
+span every project and need an admin. Exit codes: 0 success, 1 a failed call or an invalid
 pipeline, 2 bad usage.
 """
 
@@ -32,21 +35,39 @@ from odin.client import InvalidArgument, NotFound, ServiceAddresses, from_rpc_er
 from odin.client.channel import call_metadata, open_channel
 from odin.client.login import current_token
 from odin.client.paging import collect_pages
+from odin.client.project import current_project
 from odin.pipeline_spec.directory import companion_files
 from odin.pipelines.v1 import pipelines_pb2 as pb
 from odin.pipelines.v1 import pipelines_pb2_grpc
 
 NAME_PREFIX = "pipelines/"
+PROJECT_PREFIX = "projects/"
 CALL_TIMEOUT = 30.0
 
 
 class Api:
     """The pipelines service with the caller's token and a deadline on every call; errors become OdinError."""
 
-    def __init__(self, channel: grpc.aio.Channel, token: str | None, address: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, token: str | None, address: str, project: str = "") -> None:
         self.stub = pipelines_pb2_grpc.PipelinesServiceStub(channel)
         self.metadata = call_metadata(token)
         self.address = address
+        # The project bare pipeline ids belong to; '' lets the server use the default project.
+        self.project = project
+
+    def resource(self, name: str) -> str:
+        """The full name of NAME: as given when it already is one, else the id in `project`."""
+        if name.startswith((PROJECT_PREFIX, NAME_PREFIX)):
+            return name
+        return f"{PROJECT_PREFIX}{self.project}/{NAME_PREFIX}{name}" if self.project else f"{NAME_PREFIX}{name}"
+
+    def split(self, name: str) -> tuple[str, str]:
+        """(project, pipeline id) of NAME; the project is '' for the server's default."""
+        full = self.resource(name)
+        if full.startswith(PROJECT_PREFIX):
+            project, _, rest = full[len(PROJECT_PREFIX):].partition("/")
+            return project, rest.removeprefix(NAME_PREFIX)
+        return "", full.removeprefix(NAME_PREFIX)
 
     async def __call__(self, method: str, request: Any) -> Any:
         try:
@@ -129,6 +150,9 @@ def _common_options() -> argparse.ArgumentParser:
                         help="the gateway or pipelines service (default: $ODIN_ADDRESS, else the local suite)")
     common.add_argument("--state-dir", type=Path, help="the local suite's state directory (as for `odin dev`)")
     common.add_argument("--json", action="store_true", help="print JSON")
+    common.add_argument("--project", metavar="PROJECT",
+                        help="the project of the pipelines (default: $ODIN_PROJECT, else `odin projects use`, "
+                             "else the default project)")
     return common
 
 
@@ -149,7 +173,7 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     async def with_api(args: argparse.Namespace) -> int:
         channel, token, address = await connect(args.address, args.state_dir)
         async with channel:
-            return await handler(args, Api(channel, token, address))
+            return await handler(args, Api(channel, token, address, current_project(args.project)))
 
     return lambda args: run_reporting_errors(with_api(args), args.json)
 
@@ -159,7 +183,8 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 async def _list(args: argparse.Namespace, api: Api) -> int:
     pipelines: list[pb.Pipeline] = await collect_pages(lambda token: api("ListPipelines", pb.ListPipelinesRequest(
-        prefix=args.prefix, revision=args.revision, page_size=500, page_token=token)), "pipelines", args.limit)
+        prefix=args.prefix, revision=args.revision, page_size=500, page_token=token, project=api.project)),
+        "pipelines", args.limit)
     if args.json:
         print_json(pb.ListPipelinesResponse(pipelines=pipelines))
         return 0
@@ -192,7 +217,7 @@ async def _show(args: argparse.Namespace, api: Api) -> int:
 
 async def _history(args: argparse.Namespace, api: Api) -> int:
     revisions: list[pb.Revision] = await collect_pages(lambda token: api(
-        "ListPipelineRevisions", pb.ListPipelineRevisionsRequest(name=_resource(args.name), page_size=500,
+        "ListPipelineRevisions", pb.ListPipelineRevisionsRequest(name=api.resource(args.name), page_size=500,
                                                                  page_token=token)), "revisions", args.limit)
     if args.json:
         print_json(pb.ListPipelineRevisionsResponse(revisions=revisions))
@@ -216,7 +241,7 @@ async def _pull(args: argparse.Namespace, api: Api) -> int:
 
 
 async def _get(api: Api, name: str, revision: str) -> pb.Pipeline:
-    reply = await api("GetPipeline", pb.GetPipelineRequest(name=_resource(name), revision=revision))
+    reply = await api("GetPipeline", pb.GetPipelineRequest(name=api.resource(name), revision=revision))
     pipeline: pb.Pipeline = reply.pipeline
     return pipeline
 
@@ -241,8 +266,9 @@ async def _write(args: argparse.Namespace, api: Api, name: str, must_exist: bool
     local = read_directory(args.directory)
     current = None if must_exist is False else await _existing(api, name, must_exist)
     if current is None:
+        project, pipeline_id = api.split(name)
         reply = await api("CreatePipeline", pb.CreatePipelineRequest(
-            pipeline_id=_short(name), message=args.message,
+            pipeline_id=pipeline_id, project=project, message=args.message,
             pipeline=pb.Pipeline(files=[pb.PipelineFile(path=p, content=t) for p, t in sorted(local.items())])))
         return _print_written(reply.pipeline, "created", args.json)
     remote = {f.path: f.content for f in current.files}
@@ -274,7 +300,7 @@ def _print_written(pipeline: pb.Pipeline, verb: str, as_json: bool) -> int:
 async def _delete(args: argparse.Namespace, api: Api) -> int:
     expected = args.expected_revision or (await _get(api, args.name, "")).etag
     reply = await api("DeletePipeline", pb.DeletePipelineRequest(
-        name=_resource(args.name), expected_revision=expected, message=args.message))
+        name=api.resource(args.name), expected_revision=expected, message=args.message))
     if args.json:
         print_json(reply)
     else:
@@ -291,7 +317,7 @@ async def _validate(args: argparse.Namespace, api: Api) -> int:
     if local is not None:
         request.pipeline.files.extend(pb.PipelineFile(path=p, content=t) for p, t in sorted(local.items()))
     else:
-        request.name = _resource(args.name)
+        request.name = api.resource(args.name)
     verdict = await api("ValidatePipeline", request)
     if args.json:
         print_json({"valid": not verdict.violations, **message_dict(verdict)})
@@ -304,7 +330,7 @@ async def _validate(args: argparse.Namespace, api: Api) -> int:
 
 async def _render(args: argparse.Namespace, api: Api) -> int:
     reply = await api("RenderPipeline", pb.RenderPipelineRequest(
-        name=_resource(args.name), revision=args.revision, parameters=_struct(args.parameters)))
+        name=api.resource(args.name), revision=args.revision, parameters=_struct(args.parameters)))
     if args.out:
         for file in reply.files:
             _write_file(args.out, file.path, file.content)
@@ -375,12 +401,9 @@ def _write_file(root: Path, relative: str, content: str) -> Path:
     return target
 
 
-def _resource(name: str) -> str:
-    return name if name.startswith(NAME_PREFIX) else f"{NAME_PREFIX}{name}"
-
-
 def _short(name: str) -> str:
-    return name.removeprefix(NAME_PREFIX)
+    """A pipeline's id without its project: the listing is of one project, the header says which."""
+    return name.rpartition("/")[2]
 
 
 def _struct(parameters: dict[str, Any] | None) -> struct_pb2.Struct:
