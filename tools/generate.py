@@ -3,11 +3,12 @@
 Usage: python tools/generate.py [--check | --all]
 
 Writes the committed artifacts: the Python messages, gRPC stubs and their .pyi types under
-src/odin/<service>/v1/, and the gateway's descriptor set (src/odin/gateway/odin.protoset).
+src/odin/<service>/v1/, the gateway's descriptor set (src/odin/gateway/odin.protoset) and the Go
+client library's stubs (clients/go/gen/, which needs the Go plugins scripts/setup installs).
 With --check it generates into a temporary directory and fails when the committed
 files differ, so CI catches stale generated code.
-With --all it also generates the Go (clients/go/gen) and Java (Maven, clients/java) code,
-which is built, not committed (see tools/generate_clients.py).
+With --all it also generates the Java (Maven, clients/java) code, which is built, not committed
+(see tools/generate_clients.py).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def check() -> int:
         expected, actual = generated_paths(fresh), generated_paths(PY_OUT)
         stale = [str(p) for p in expected if p not in actual or not filecmp.cmp(fresh / p, PY_OUT / p, shallow=False)]
         stale += [f"{p} (not generated any more)" for p in actual if p not in expected and p.suffix != ".pyc"]
+        generate_clients.generate_go(fresh / "go")
+        stale += _stale_tree(fresh / "go", generate_clients.GO_DIR / "gen")
         descriptors = generate_clients.descriptor_set_bytes(fresh)
         committed = generate_clients.DESCRIPTOR_SET
         if not committed.exists() or committed.read_bytes() != descriptors:
@@ -90,10 +93,20 @@ def check() -> int:
     return 0
 
 
+def _stale_tree(fresh: Path, committed: Path) -> list[str]:
+    """Files of `committed` that differ from a fresh generation into `fresh` (or are missing/extra)."""
+    new = {p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file()}
+    old = {p.relative_to(committed) for p in committed.rglob("*") if p.is_file()} if committed.exists() else set()
+    where = committed.relative_to(ROOT)
+    stale = [f"{where / p}" for p in sorted(new) if p not in old
+             or not filecmp.cmp(fresh / p, committed / p, shallow=False)]
+    return stale + [f"{where / p} (not generated any more)" for p in sorted(old - new)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if committed generated files are stale")
-    parser.add_argument("--all", action="store_true", help="also generate the Go and Java client code")
+    parser.add_argument("--all", action="store_true", help="also generate the Java client code (built, not committed)")
     args = parser.parse_args()
     if args.check:
         return check()
@@ -104,9 +117,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate_clients.write_descriptor_set(generate_clients.DESCRIPTOR_SET, Path(tmp))
     print(f"generated {generate_clients.DESCRIPTOR_SET.relative_to(ROOT)}")
+    shutil.rmtree(generate_clients.GO_DIR / "gen", ignore_errors=True)
+    generate_clients.generate_go()
+    print(f"generated Go code under {generate_clients.GO_DIR.relative_to(ROOT)}/gen")
     if args.all:
-        generate_clients.generate_go()
-        print(f"generated Go code under {generate_clients.GO_DIR.relative_to(ROOT)}/gen")
         generate_clients.generate_java()
         print(f"generated Java code under {generate_clients.JAVA_DIR.relative_to(ROOT)}/target")
     return 0

@@ -1,4 +1,4 @@
-// Command odin-go-smoke drives Odin through its gateway with the generated Go stubs: it checks
+// Command odin-go-smoke drives Odin through its gateway with the Go client library (package odin): it checks
 // each service's health, logs in (or uses ODIN_TOKEN), reads the JWKS, submits an inline
 // pipeline, streams the job to its end and prints the task logs.
 //
@@ -12,23 +12,20 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
 	"unicode"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	authv1 "odin.local/clients/go/gen/odin/auth/v1"
 	schedulerv1 "odin.local/clients/go/gen/odin/scheduler/v1"
+	"odin.local/clients/go/odin"
 )
 
 const pipeline = `name: go-smoke
@@ -88,35 +85,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "odin-go-smoke: set ODIN_GATEWAY to the gateway's host:port")
 		os.Exit(2)
 	}
-	conn, err := grpc.NewClient(gateway, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	client, err := odin.Dial(gateway)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "odin-go-smoke:", err)
 		os.Exit(2)
 	}
-	defer conn.Close()
+	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	checkHealth(ctx, conn)
-	auth := authv1.NewAuthServiceClient(conn)
-	token := login(ctx, auth)
-	jwks, err := auth.GetJwks(callCtx(ctx, ""), &authv1.GetJwksRequest{})
-	outcome("jwks", err, report{"keys": len(jwks.GetKeys())})
-	if token == "" {
+	checkHealth(ctx, client)
+	if !login(ctx, client) {
 		return
 	}
-	runJob(callCtx(ctx, token), schedulerv1.NewSchedulerServiceClient(conn))
+	jwks, err := client.Auth.GetJwks(ctx, &authv1.GetJwksRequest{})
+	outcome("jwks", err, report{"keys": len(jwks.GetKeys())})
+	runJob(ctx, client)
 }
 
-func callCtx(ctx context.Context, token string) context.Context {
-	if token == "" {
-		return ctx
-	}
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-}
-
-func checkHealth(ctx context.Context, conn *grpc.ClientConn) {
-	health := healthpb.NewHealthClient(conn)
+func checkHealth(ctx context.Context, client *odin.Client) {
+	health := healthpb.NewHealthClient(client.Conn())
 	for _, name := range services {
 		// Every service serves the same health path; the gateway picks one by this header.
 		hctx := metadata.AppendToOutgoingContext(ctx, "x-odin-service", name)
@@ -125,24 +113,20 @@ func checkHealth(ctx context.Context, conn *grpc.ClientConn) {
 	}
 }
 
-func login(ctx context.Context, auth authv1.AuthServiceClient) string {
+func login(ctx context.Context, client *odin.Client) bool {
 	if token := os.Getenv("ODIN_TOKEN"); token != "" {
+		client.UseToken(token)
 		emit(report{"step": "login", "status": "OK", "source": "ODIN_TOKEN"})
-		return token
+		return true
 	}
-	reply, err := auth.Login(ctx, &authv1.LoginRequest{
-		Username: os.Getenv("ODIN_USERNAME"), Password: os.Getenv("ODIN_PASSWORD"),
-	})
-	if !outcome("login", err, report{"user": reply.GetUser().GetName()}) {
-		return ""
-	}
-	return reply.GetTokens().GetAccessToken()
+	err := client.Login(ctx, os.Getenv("ODIN_USERNAME"), os.Getenv("ODIN_PASSWORD"))
+	return outcome("login", err, report{"user": "users/" + os.Getenv("ODIN_USERNAME")})
 }
 
-func runJob(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient) {
-	list, err := scheduler.ListJobs(ctx, &schedulerv1.ListJobsRequest{PageSize: 5})
+func runJob(ctx context.Context, client *odin.Client) {
+	list, err := client.Scheduler.ListJobs(ctx, &schedulerv1.ListJobsRequest{PageSize: 5})
 	outcome("list_jobs", err, report{"jobs": len(list.GetJobs())})
-	created, err := scheduler.CreateJob(ctx, &schedulerv1.CreateJobRequest{
+	created, err := client.Scheduler.CreateJob(ctx, &schedulerv1.CreateJobRequest{
 		RequestId: fmt.Sprintf("go-smoke-%d", time.Now().UnixNano()),
 		Source:    &schedulerv1.CreateJobRequest_Inline{Inline: &schedulerv1.InlinePipeline{MainYml: pipeline}},
 	})
@@ -150,59 +134,29 @@ func runJob(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient) {
 		return
 	}
 	job := created.GetJob().GetName()
-	final := watch(ctx, scheduler, job)
-	outcome("watch_job", nil, report{"job": job, "state": final.String()})
-	printLogs(ctx, scheduler, job)
+	// WatchJob reconnects by itself from the last seq seen; it returns after the job's last event.
+	final, err := client.WatchJob(ctx, job, 0, func(event *schedulerv1.JobEvent) error {
+		emit(report{"step": "event", "seq": event.GetSeq(), "type": event.GetType().String(),
+			"task": event.GetTask(), "job_state": event.GetJobState().String(),
+			"task_state": event.GetTaskState().String()})
+		return nil
+	})
+	outcome("watch_job", err, report{"job": job, "state": final.String()})
+	printLogs(ctx, client, job)
 }
 
-// watch streams the job's events until the stream ends (after the job's last event).
-func watch(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient, job string) schedulerv1.Job_State {
-	stream, err := scheduler.WatchJob(ctx, &schedulerv1.WatchJobRequest{Name: job})
-	if err != nil {
-		outcome("watch_job", err, nil)
-	}
-	state := schedulerv1.Job_STATE_UNSPECIFIED
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return state
-		}
-		if err != nil {
-			outcome("watch_job", err, nil)
-		}
-		if event := msg.GetEvent(); event != nil {
-			if event.GetJobState() != schedulerv1.Job_STATE_UNSPECIFIED {
-				state = event.GetJobState()
-			}
-			emit(report{"step": "event", "seq": event.GetSeq(), "type": event.GetType().String(),
-				"task": event.GetTask(), "job_state": event.GetJobState().String(),
-				"task_state": event.GetTaskState().String()})
-		}
-	}
-}
-
-func printLogs(ctx context.Context, scheduler schedulerv1.SchedulerServiceClient, job string) {
-	tasks, err := scheduler.ListTasks(ctx, &schedulerv1.ListTasksRequest{Parent: job})
+func printLogs(ctx context.Context, client *odin.Client, job string) {
+	tasks, err := client.Scheduler.ListTasks(ctx, &schedulerv1.ListTasksRequest{Parent: job})
 	if !outcome("list_tasks", err, report{"tasks": len(tasks.GetTasks())}) {
 		return
 	}
 	for _, task := range tasks.GetTasks() {
-		stream, err := scheduler.StreamTaskLogs(ctx, &schedulerv1.StreamTaskLogsRequest{Name: task.GetName()})
+		var text strings.Builder
+		err := client.TaskLogs(ctx, task.GetName(), 0, false, &text)
 		if err != nil {
 			outcome("logs", err, report{"task": task.GetName()})
 		}
-		text := ""
-		for {
-			chunk, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				outcome("logs", err, nil)
-			}
-			text += chunk.GetData()
-		}
 		emit(report{"step": "logs", "status": "OK", "task": task.GetName(), "state": task.GetState().String(),
-			"text": text})
+			"text": text.String()})
 	}
 }
