@@ -28,8 +28,9 @@ fi
 (cd clients/go && go mod download)
 
 # An offline build succeeds once everything is in ~/.m2; otherwise resolve it online once.
-if ! (cd clients/java && mvn -q -B -o package >/dev/null 2>&1); then
+# `install` runs odin-api's unit tests too, so the test providers are resolved as well.
+if ! (cd clients/java && mvn -q -B -o install >/dev/null 2>&1); then
   echo "setup: resolving the Java client's Maven dependencies"
-  (cd clients/java && mvn -q -B package)
+  (cd clients/java && mvn -q -B install)
 fi
 echo "setup: Go and Java client toolchains ready"

@@ -1,48 +1,34 @@
 package odin.smoke;
 
-import io.grpc.CallOptions;
 import io.grpc.Channel;
-import io.grpc.ClientCall;
-import io.grpc.ClientInterceptor;
-import io.grpc.ForwardingClientCall;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
-import io.grpc.ManagedChannel;
+import io.grpc.ClientInterceptors;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
-import java.util.Iterator;
+import io.grpc.stub.MetadataUtils;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import odin.auth.v1.Auth.GetJwksRequest;
 import odin.auth.v1.Auth.GetJwksResponse;
-import odin.auth.v1.Auth.LoginRequest;
-import odin.auth.v1.Auth.LoginResponse;
-import odin.auth.v1.AuthServiceGrpc;
+import odin.client.OdinClient;
 import odin.scheduler.v1.Scheduler.CreateJobRequest;
 import odin.scheduler.v1.Scheduler.InlinePipeline;
 import odin.scheduler.v1.Scheduler.Job;
-import odin.scheduler.v1.Scheduler.JobEvent;
 import odin.scheduler.v1.Scheduler.ListJobsRequest;
 import odin.scheduler.v1.Scheduler.ListTasksRequest;
-import odin.scheduler.v1.Scheduler.StreamTaskLogsRequest;
-import odin.scheduler.v1.Scheduler.StreamTaskLogsResponse;
 import odin.scheduler.v1.Scheduler.Task;
-import odin.scheduler.v1.Scheduler.WatchJobRequest;
-import odin.scheduler.v1.Scheduler.WatchJobResponse;
-import odin.scheduler.v1.SchedulerServiceGrpc;
 
 /**
- * Drives Odin through its gateway with the generated Java stubs: health of each service, login
- * (or ODIN_TOKEN), the JWKS, then an inline pipeline submitted, streamed to its end and its task
- * logs printed. Each step prints one JSON line; a step the server does not implement yet prints
- * status UNIMPLEMENTED and the run goes on; any other failure exits 1.
+ * Drives Odin through its gateway with the Java client library (odin-api's OdinClient): health of each
+ * service, login (or ODIN_TOKEN), the JWKS, then an inline pipeline submitted, watched to its end (the
+ * watch resumes by itself after a dropped stream) and its task logs printed. Each step prints one JSON
+ * line; a step the server does not implement yet prints status UNIMPLEMENTED and the run goes on; any
+ * other failure exits 1.
  *
  * <p>Environment: ODIN_GATEWAY (host:port, required), ODIN_USERNAME and ODIN_PASSWORD, or ODIN_TOKEN.
  */
@@ -56,8 +42,6 @@ public final class OdinSmoke {
       "    args: [\"hello from java\"]",
       "");
   private static final List<String> SERVICES = List.of("auth", "pipelines", "scheduler", "midgard");
-  private static final Metadata.Key<String> AUTHORIZATION =
-      Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
   private static final Metadata.Key<String> ODIN_SERVICE =
       Metadata.Key.of("x-odin-service", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -69,35 +53,31 @@ public final class OdinSmoke {
       System.err.println("odin-java-smoke: set ODIN_GATEWAY to the gateway's host:port");
       System.exit(2);
     }
-    ManagedChannel channel = Grpc.newChannelBuilder(gateway, InsecureChannelCredentials.create()).build();
-    try {
-      checkHealth(channel);
-      AuthServiceGrpc.AuthServiceBlockingStub auth = AuthServiceGrpc.newBlockingStub(channel);
-      String token = login(auth);
+    try (OdinClient odin = OdinClient.connect(gateway)) {
+      checkHealth(odin.channel());
+      if (!login(odin)) {
+        return;
+      }
       try {
-        GetJwksResponse jwks = deadline(auth).getJwks(GetJwksRequest.getDefaultInstance());
+        GetJwksResponse jwks = odin.auth().getJwks(GetJwksRequest.getDefaultInstance());
         ok("jwks", Map.of("keys", jwks.getKeysCount()));
       } catch (StatusRuntimeException e) {
         failed("jwks", e);
       }
-      if (token != null) {
-        runJob(SchedulerServiceGrpc.newBlockingStub(channel).withInterceptors(header(AUTHORIZATION, "Bearer " + token)));
-      }
-    } finally {
-      channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      runJob(odin);
     }
-  }
-
-  private static <T extends io.grpc.stub.AbstractStub<T>> T deadline(T stub) {
-    return stub.withDeadlineAfter(120, TimeUnit.SECONDS);
   }
 
   private static void checkHealth(Channel channel) {
     for (String name : SERVICES) {
       // Every service serves the same health path; the gateway picks one by this header.
-      HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel).withInterceptors(header(ODIN_SERVICE, name));
+      Metadata headers = new Metadata();
+      headers.put(ODIN_SERVICE, name);
+      HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(
+          ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(headers)));
       try {
-        HealthCheckResponse reply = deadline(health).check(HealthCheckRequest.getDefaultInstance());
+        HealthCheckResponse reply = health.withDeadlineAfter(120, TimeUnit.SECONDS)
+            .check(HealthCheckRequest.getDefaultInstance());
         ok("health", Map.of("service", name, "serving", reply.getStatus().name()));
       } catch (StatusRuntimeException e) {
         failed("health", e);
@@ -105,33 +85,33 @@ public final class OdinSmoke {
     }
   }
 
-  private static String login(AuthServiceGrpc.AuthServiceBlockingStub auth) {
+  private static boolean login(OdinClient odin) {
     String token = System.getenv("ODIN_TOKEN");
     if (token != null && !token.isEmpty()) {
+      odin.useToken(token);
       ok("login", Map.of("source", "ODIN_TOKEN"));
-      return token;
+      return true;
     }
     try {
-      LoginResponse reply = deadline(auth).login(LoginRequest.newBuilder()
-          .setUsername(env("ODIN_USERNAME")).setPassword(env("ODIN_PASSWORD")).build());
-      ok("login", Map.of("user", reply.getUser().getName()));
-      return reply.getTokens().getAccessToken();
+      odin.login(env("ODIN_USERNAME"), env("ODIN_PASSWORD"));
+      ok("login", Map.of("user", "users/" + env("ODIN_USERNAME")));
+      return true;
     } catch (StatusRuntimeException e) {
       failed("login", e);
-      return null;
+      return false;
     }
   }
 
-  private static void runJob(SchedulerServiceGrpc.SchedulerServiceBlockingStub scheduler) {
+  private static void runJob(OdinClient odin) {
     try {
-      int jobs = deadline(scheduler).listJobs(ListJobsRequest.newBuilder().setPageSize(5).build()).getJobsCount();
+      int jobs = odin.scheduler().listJobs(ListJobsRequest.newBuilder().setPageSize(5).build()).getJobsCount();
       ok("list_jobs", Map.of("jobs", jobs));
     } catch (StatusRuntimeException e) {
       failed("list_jobs", e);
     }
     String job;
     try {
-      job = deadline(scheduler).createJob(CreateJobRequest.newBuilder()
+      job = odin.scheduler().createJob(CreateJobRequest.newBuilder()
           .setRequestId("java-smoke-" + System.nanoTime())
           .setInline(InlinePipeline.newBuilder().setMainYml(PIPELINE))
           .build()).getJob().getName();
@@ -140,35 +120,25 @@ public final class OdinSmoke {
       failed("create_job", e);
       return;
     }
-    Job.State state = Job.State.STATE_UNSPECIFIED;
-    Iterator<WatchJobResponse> events = deadline(scheduler).watchJob(WatchJobRequest.newBuilder().setName(job).build());
+    Job.State state;
     try {
-      while (events.hasNext()) {
-        WatchJobResponse message = events.next();
-        if (message.hasEvent()) {
-          JobEvent event = message.getEvent();
-          if (event.getJobState() != Job.State.STATE_UNSPECIFIED) {
-            state = event.getJobState();
-          }
-          ok("event", Map.of("seq", event.getSeq(), "type", event.getType().name(), "task", event.getTask(),
-              "job_state", event.getJobState().name(), "task_state", event.getTaskState().name()));
-        }
-      }
+      state = odin.watchJob(job, 0, event -> ok("event", Map.of("seq", event.getSeq(), "type",
+          event.getType().name(), "task", event.getTask(), "job_state", event.getJobState().name(),
+          "task_state", event.getTaskState().name())));
     } catch (StatusRuntimeException e) {
       failed("watch_job", e);
       return;
     }
     ok("watch_job", Map.of("job", job, "state", state.name()));
-    printLogs(scheduler, job);
+    printLogs(odin, job);
   }
 
-  private static void printLogs(SchedulerServiceGrpc.SchedulerServiceBlockingStub scheduler, String job) {
+  private static void printLogs(OdinClient odin, String job) {
     try {
-      for (Task task : deadline(scheduler).listTasks(ListTasksRequest.newBuilder().setParent(job).build()).getTasksList()) {
+      for (Task task : odin.scheduler().listTasks(ListTasksRequest.newBuilder().setParent(job).build())
+          .getTasksList()) {
         StringBuilder text = new StringBuilder();
-        Iterator<StreamTaskLogsResponse> chunks =
-            deadline(scheduler).streamTaskLogs(StreamTaskLogsRequest.newBuilder().setName(task.getName()).build());
-        chunks.forEachRemaining(chunk -> text.append(chunk.getData()));
+        odin.taskLogs(task.getName(), 0, false, text::append);
         ok("logs", Map.of("task", task.getName(), "state", task.getState().name(), "text", text.toString()));
       }
     } catch (StatusRuntimeException e) {
@@ -228,20 +198,5 @@ public final class OdinSmoke {
       }
     }
     return out.append('"').toString();
-  }
-
-  private static ClientInterceptor header(Metadata.Key<String> key, String value) {
-    return new ClientInterceptor() {
-      @Override
-      public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
-        return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, options)) {
-          @Override
-          public void start(Listener<R> listener, Metadata headers) {
-            headers.put(key, value);
-            super.start(listener, headers);
-          }
-        };
-      }
-    };
   }
 }
