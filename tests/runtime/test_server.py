@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
-from support import auth
 from support.clients import channel
-from support.processes import ServiceProcess, wait_serving
+from support.processes import ServiceProcess
 from support.rpc_errors import rpc_failure
 from support.waiting import assert_eventually
 
-from odin.devsuite import free_port
 from odin.scheduler.v1 import scheduler_pb2 as pb
 from odin.scheduler.v1 import scheduler_pb2_grpc as pb_grpc
-
-SCRIPT = Path(__file__).with_name("slow_server.py")
-
-
-@pytest.fixture
-def slow_server(tmp_path: Path) -> Iterator[ServiceProcess]:
-    port = free_port()
-    log = tmp_path / "slow.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), str(port)], stdout=out, stderr=out,
-                                start_new_session=True, env={**os.environ, **auth.service_env("slow-test")})
-    service = ServiceProcess("slow-test", f"127.0.0.1:{port}", proc, log)
-    wait_serving(service)
-    yield service
-    service.terminate()
 
 
 def stub(address: str) -> pb_grpc.SchedulerServiceStub:

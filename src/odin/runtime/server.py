@@ -24,8 +24,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from odin.runtime import auth
+from odin.runtime.audit import AuditLog
+from odin.runtime.audit_sink import remote_sink
 from odin.runtime.config import ConfigError, load_config
-from odin.runtime.interceptors import ErrorInterceptor
+from odin.runtime.interceptors import DecodeGuard, ErrorInterceptor
 from odin.runtime.logs import configure_logging
 from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
@@ -70,8 +72,12 @@ class ServiceRuntime:
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._health = health.aio.HealthServicer()
         self.auth = auth.interceptor_from_config(config)
+        self.audit = AuditLog(name)
+        # Order matters: errors map everything; the audit recorder sees refused calls too; the decode
+        # guard runs after authentication (see DecodeGuard).
         self.server = aio.server(
-            interceptors=[ErrorInterceptor(), self.auth, *interceptors],
+            interceptors=[ErrorInterceptor(), self.audit.recorder, self.auth, self.audit.actor, *interceptors,
+                          DecodeGuard()],
             options=_channel_options(config.max_message_bytes),
         )
 
@@ -83,6 +89,7 @@ class ServiceRuntime:
         needed); an RPC left out needs ADMIN.
         """
         self.auth.register(full_name, roles)
+        self.audit.register(full_name)
         register(servicer, self.server)
         self._service_names.append(full_name)
 
@@ -96,6 +103,7 @@ class ServiceRuntime:
 
     async def start(self) -> int:
         auth.check_configured(self.auth, "ODIN_" + self.name.upper().replace("-", "_"))
+        await self._start_audit()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
         _enable_reflection([*self._service_names, HEALTH_SERVICE], self.server)
         self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
@@ -122,9 +130,21 @@ class ServiceRuntime:
         log.info("draining", extra={"grace_seconds": self.config.grace_seconds})
         await self._health.enter_graceful_shutdown()
         await self.server.stop(self.config.grace_seconds)
+        await self.audit.sink.close(timeout=min(5.0, self.config.grace_seconds))
         for cleanup in reversed(self._cleanups):
             await cleanup()
         log.info("stopped")
+
+    async def _start_audit(self) -> None:
+        """Audit records go to the auth service when this service can call it with its own token (the auth
+        service itself stores them: it calls `audit.use`), and to the log otherwise."""
+        if not self.audit.chosen and self.config.auth_address and self.config.auth_token_file:
+            sink, close_channel = remote_sink(self.config.auth_address, self.config)
+            self.audit.use(sink)
+            self.on_stop(close_channel)
+        elif not self.audit.chosen and self.audit.methods:
+            log.warning("audit records go to the log: set auth_address and auth_token_file to store them")
+        await self.audit.sink.start()
 
     async def _monitor_health(self) -> None:
         while not self.stopping.is_set():
