@@ -85,6 +85,23 @@ SERVICES: tuple[ServiceSpec, ...] = (
 )
 
 
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def local_tasks_notice(is_root: Callable[[], bool] = _is_root) -> str | None:
+    """What `odin dev up` says first when local tasks cannot be isolated (None: they run as an unprivileged user).
+
+    Only a root scheduler can run tasks as another user; otherwise any job's task can read everything the suite
+    can: its state directory (databases, auth keys, the service token) and the services' environments.
+    """
+    if is_root():
+        return None
+    return ("note: local tasks run as you, with the suite's privileges: any job can read the suite's state "
+            "(databases, auth keys, service token). Run only jobs you trust, or start the suite as root to run "
+            "tasks as an unprivileged user.")
+
+
 class SuiteError(Exception):
     """The suite could not be started or stopped; the message says what to look at."""
 
@@ -182,8 +199,11 @@ class Suite:
             env[f"{spec.prefix}_AUTH_TOKEN_FILE"] = str(self.state_dir / "service-token")
         log = (self.state_dir / "logs" / f"{spec.name}.log").open("ab")
         command = shutil.which(spec.command, path=str(Path(sys.executable).parent)) or spec.command
+        # As root, tasks run as another user who can reach the run path under this directory: whatever the
+        # services write here (databases, keys) must then be private to them.
+        umask = 0o077 if _is_root() else -1
         proc = subprocess.Popen([command], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.state_dir)
+                                start_new_session=True, cwd=self.state_dir, umask=umask)
         log.close()
         (self.state_dir / f"{spec.name}.pid").write_text(str(proc.pid))
         return proc

@@ -70,6 +70,8 @@ class SchedulerConfig(ServerConfig):
     max_parallel_tasks: int = 64
     # Seconds between SIGTERM and SIGKILL when a task's process group is stopped.
     kill_grace_seconds: float = 5.0
+    # local: the user tasks run as when the scheduler runs as root (never root; empty: root, with a warning).
+    local_task_user: str = "nobody"
     # Seconds of quiet after which watch streams send a heartbeat.
     heartbeat_seconds: float = 10.0
     # StreamTaskLogs serves at most the last this many bytes of an attempt's log.
@@ -88,7 +90,7 @@ def make_executor(config: SchedulerConfig) -> tuple[Executor, str | None]:
     if config.executor == "local":
         from odin_scheduler.executor.local import LocalExecutor
 
-        return LocalExecutor(config.kill_grace_seconds), "Process"
+        return LocalExecutor(config.kill_grace_seconds, config.local_task_user), "Process"
     if config.executor == "instant":
         from odin_scheduler.executor.instant import InstantExecutor
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from odin.devsuite import Suite, SuiteError
+from odin.devsuite import Suite, SuiteError, local_tasks_notice
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -27,7 +28,16 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     status.set_defaults(func=_status)
 
 
+def print_local_tasks_notice(is_root: Callable[[], bool] | None = None) -> None:
+    """Says up front when local tasks run with the suite's own privileges (the suite is not root)."""
+    notice = local_tasks_notice(is_root) if is_root else local_tasks_notice()
+    if notice:
+        print(notice, flush=True)
+
+
 def _up(args: argparse.Namespace) -> int:
+    if not args.json:  # --json prints one JSON document; the scheduler's log says it there
+        print_local_tasks_notice()
     suite = Suite(args.state_dir)
     started = time.perf_counter()
     try:

@@ -56,6 +56,10 @@ class JobNotFound(Exception):
 @dataclass(frozen=True)
 class EngineConfig:
     max_parallel_tasks: int = 64
+    # An attempt's outcome is committed until the store takes it (a PostgreSQL restart, a full disk): the first
+    # retry after this many seconds, doubling up to the cap, each with jitter.
+    finish_retry_seconds: float = 0.1
+    finish_retry_max_seconds: float = 30.0
 
 
 @dataclass
@@ -302,14 +306,52 @@ class Engine:
         try:
             # The slot stays taken until the outcome is committed, so the event log never shows more
             # running attempts than the limits allow; the job's own next task may reuse it (`_finish`).
-            await self._mutate(runner.job_id, lambda c, v: self._finish(c, v, runner, outcome))
-        except JobNotFound:
-            pass
+            await self._store_outcome(runner, outcome)
         finally:
             if self._runners.get(key) is runner:
                 del self._runners[key]
             self._forget_if_done(runner.job_id)
             self._release_slot()
+        # Only now may the executor remove what holds the result (a Kubernetes object): had it gone before the
+        # commit, a crash in between would find neither the outcome nor the object and run the task again.
+        await self._release(runner, outcome)
+
+    async def _store_outcome(self, runner: _Runner, outcome: Outcome) -> None:
+        """Commits the attempt's outcome, retrying with capped backoff for as long as the store refuses.
+
+        Giving up would leave the task RUNNING with nobody following it until the next restart, which then
+        runs it again; the runner (and its slot) stays until the store has the outcome or the job is gone.
+        """
+        delay = self.config.finish_retry_seconds
+        failures = 0
+        while True:
+            recorded = runner.handle_recorded
+            try:
+                await self._mutate(runner.job_id, lambda c, v: self._finish(c, v, runner, outcome))
+                if failures:
+                    log.info("attempt outcome stored after %d failed commit(s)", failures,
+                             extra={"job": runner.job_id, "task": runner.task})  # fmt: skip
+                return
+            except JobNotFound:
+                return
+            except Exception as exc:  # the store is down or full: keep the outcome and try again
+                failures += 1
+                runner.handle_recorded = recorded  # that commit did not store the handle either
+                self._views.pop(runner.job_id, None)  # it may or may not have landed: re-read next time
+                wait = delay * (0.5 + self.rng.random() / 2)
+                log.warning("storing an attempt's outcome failed (%s: %s); retry %d in %.1fs", type(exc).__name__,
+                            exc, failures, wait, extra={"job": runner.job_id, "task": runner.task})  # fmt: skip
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, self.config.finish_retry_max_seconds)
+
+    async def _release(self, runner: _Runner, outcome: Outcome) -> None:
+        if runner.run is None or runner.handle is None:
+            return
+        try:
+            await self.executor.release(runner.run, runner.handle, outcome)
+        except Exception as exc:  # housekeeping: what is left is swept on the next start
+            log.warning("cleaning up after an attempt failed: %s", exc, extra={"job": runner.job_id,
+                                                                               "task": runner.task})
 
     def _finish(self, c: Change, view: _View, runner: _Runner, outcome: Outcome) -> None:
         self._record_handle(c, runner)  # a short attempt's handle is stored with its outcome

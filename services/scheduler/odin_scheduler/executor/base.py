@@ -134,6 +134,14 @@ class Executor(Protocol):
     async def cancel(self, run: TaskRun, handle: Handle) -> None:
         """Stops the attempt and everything it started; returns once it is stopped."""
 
+    async def release(self, run: TaskRun, handle: Handle, outcome: Outcome) -> None:
+        """Cleans up after an attempt whose outcome (from `wait`) the store now holds, e.g. deletes its object.
+
+        `wait` itself removes nothing that `adopt` + `wait` need to find the result again: until the outcome is
+        stored a restarted scheduler must still be able to read it. Not called after a crash in between; the
+        next start's `sweep` removes what is left.
+        """
+
     def resource_id(self, handle: Handle) -> str:
         """The id users see for the running object (a pid, a pod name)."""
 
@@ -159,6 +167,9 @@ class NoPlatformHooks:
     in-memory attempts): no progress detail, no events, nothing left behind to sweep or remove."""
 
     def on_progress(self, listener: ProgressListener) -> None:
+        return None
+
+    async def release(self, run: TaskRun, handle: Handle, outcome: Outcome) -> None:
         return None
 
     async def events(self, handle: Handle) -> list[ClusterEvent]:

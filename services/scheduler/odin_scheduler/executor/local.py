@@ -5,6 +5,10 @@ whole) that first claims the attempt by creating `pid` with noclobber (a second 
 attempt cannot run the command twice), runs the command with output going to `output.log`, and
 writes the command's exit status to `exitcode`. Because the status lands in a file, an attempt that
 outlived a scheduler crash still has a known result when the restarted scheduler adopts it.
+
+Tasks get a clean environment, and when the scheduler is root they run as an unprivileged task user: the wrapper
+stays root (it writes the scheduler's files, mode 0600) and only the command drops to that user (`task_user`,
+`task_dirs` say what it may reach).
 """
 
 from __future__ import annotations
@@ -15,20 +19,25 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from odin_scheduler import safe_files
-from odin_scheduler.executor import outputs
+from odin_scheduler.executor import outputs, task_dirs, task_user
 from odin_scheduler.executor.base import Handle, NoPlatformHooks, Outcome, PermanentError, TaskRun
+from odin_scheduler.executor.task_user import DEFAULT_TASK_USER, TaskUser
 
 log = logging.getLogger("odin.scheduler.local")
 
 # $0 is the attempt directory, "$@" the command. Exit 125 without an `exitcode` file means "the
 # attempt was already claimed by another start"; the executor then adopts the claimer.
 WRAPPER = 'set -C; echo $$ > "$0/pid" || exit 125; "$@"; c=$?; echo $c > "$0/exitcode"; exit $c'
+# With a task user: the scheduler's files private (umask 077), the command under the scheduler's usual umask.
+WRAPPER_AS_USER = ('set -C; umask 077; echo $$ > "$0/pid" || exit 125; umask {umask:03o}; "$@"; c=$?; umask 077; '
+                   'echo $c > "$0/exitcode"; exit $c')
 CLAIMED_EXIT = 125
 POLL_SECONDS = 0.2
 
@@ -36,13 +45,20 @@ POLL_SECONDS = 0.2
 class LocalExecutor(NoPlatformHooks):
     name = "local"
 
-    def __init__(self, kill_grace_seconds: float = 5.0) -> None:
+    def __init__(self, kill_grace_seconds: float = 5.0, task_user_name: str = DEFAULT_TASK_USER,
+                 is_root: Callable[[], bool] = task_user.is_root) -> None:  # fmt: skip
         self.kill_grace_seconds = kill_grace_seconds
+        # None: tasks run as the scheduler's own user (it is not root; the start log said what that means).
+        self.task_user: TaskUser | None = task_user.resolve(task_user_name, is_root)
+        self._umask = _current_umask()
+        self._searchable: set[Path] = set()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     async def start(self, run: TaskRun) -> Handle:
         run.attempt_dir.mkdir(parents=True, exist_ok=True)
         run.cwd.mkdir(parents=True, exist_ok=True)
+        if self.task_user is not None:
+            await asyncio.to_thread(self._prepare, run, self.task_user)
         existing = _read_pid(run.attempt_dir)
         if existing is not None:
             return await self.adopt(run, {"pid": existing, "dir": str(run.attempt_dir)})
@@ -93,29 +109,61 @@ class LocalExecutor(NoPlatformHooks):
     def resource_id(self, handle: Handle) -> str:
         return str(handle.get("pid", ""))
 
+    def _prepare(self, run: TaskRun, user: TaskUser) -> None:
+        """What a task running as `user` needs: its run path to write, WORK_PATH to read, `$ODIN_OUTPUTS`."""
+        shared = run.shared
+        state = task_dirs.state_root(run.attempt_dir)
+        for top in (shared.root.parent if shared else run.cwd.parent, state.parent):
+            if top not in self._searchable:
+                task_dirs.make_searchable(top)
+                self._searchable.add(top)
+        directory = run.attempt_dir
+        while directory != state.parent:  # the attempt directory up to the state root: reachable, not listable
+            task_dirs.set_mode(directory, 0o711)
+            directory = directory.parent
+        if shared is not None:
+            task_dirs.set_mode(shared.root, 0o711)
+            if shared.work.parent.is_dir():
+                task_dirs.set_mode(shared.work.parent, 0o711)
+            task_dirs.share_read_only(shared.work)
+            task_dirs.give_dir(shared.run, user)
+        task_dirs.give_dir(run.cwd, user)
+        task_dirs.outputs_file(run.attempt_dir / "outputs.json", user)
+
     def _spawn(self, run: TaskRun) -> subprocess.Popen[bytes]:
+        user = self.task_user
+        command = [*run.command, *run.args]
+        wrapper = WRAPPER
+        if user is not None:
+            command = user.command(command)
+            wrapper = WRAPPER_AS_USER.format(umask=self._umask)
+        env = task_user.clean_environment(run.env, _odin_variables(run), run.cwd, user)
+        # The log is the scheduler's: a task writes to it only through the descriptor it is handed.
+        fd = os.open(run.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         # A plain Popen waited on through a pidfd: asyncio's child watcher would add a thread per process.
-        with run.log_file.open("ab") as output:
+        with os.fdopen(fd, "ab") as output:
             try:
                 return subprocess.Popen(
-                    ["/bin/sh", "-c", WRAPPER, str(run.attempt_dir), *run.command, *run.args],
-                    cwd=run.cwd, env=_environment(run), stdin=subprocess.DEVNULL,
+                    ["/bin/sh", "-c", wrapper, str(run.attempt_dir), *command],
+                    cwd=run.cwd, env=env, stdin=subprocess.DEVNULL,
                     stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
             except OSError as exc:
                 raise PermanentError(f"cannot start the task: {exc.strerror or exc}", reason="StartFailed") from None
 
 
-def _environment(run: TaskRun) -> dict[str, str]:
-    """The scheduler's environment without its own settings, then the task's env and Odin's variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+def _odin_variables(run: TaskRun) -> dict[str, str]:
     return {
-        **base,
-        **run.env,
         "ODIN_TASK_ID": run.task_id,
         "ODIN_JOB_ID": run.job_id,
         "ODIN_OUTPUTS": str(run.attempt_dir / "outputs.json"),
     }
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _outcome(run: TaskRun, code: int | None, returncode: int | None) -> Outcome:

@@ -93,6 +93,8 @@ class KubernetesExecutor:
         self._listener: ProgressListener | None = None
         self._cancelled: set[str] = set()
         self._workload_by_run: dict[str, str] = {}
+        # How each waited-on attempt ended, until `release` applies the cleanup policy to it.
+        self._ended: dict[str, Status] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         # API calls and log hand-offs block a thread each; a pool of our own keeps them from queueing behind the
         # event loop's small default pool (and behind each other) when many attempts end at once.
@@ -157,8 +159,15 @@ class KubernetesExecutor:
         if outcome.succeeded:
             obj = self._watch(handler).get(name) or {}
             outcome = outputs.succeeded(outcome.exit_code or 0, termination_message(*handler.outputs_source(obj, pods)))
-        await self._clean_up(handler, namespace, name, status)
+        # Deleted in `release`, once the outcome is stored: until then a restart must find the object again.
+        self._ended[name] = status
         return outcome
+
+    async def release(self, run: TaskRun, handle: Handle, outcome: Outcome) -> None:
+        handler, namespace, name = self._target(handle)
+        status = self._ended.pop(name, None)
+        if status is not None:
+            await self._clean_up(handler, namespace, name, status)
 
     async def cancel(self, run: TaskRun, handle: Handle) -> None:
         handler, namespace, name = self._target(handle)
