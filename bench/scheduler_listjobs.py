@@ -4,7 +4,9 @@
 
 Starts a private PostgreSQL (tests/support/postgres.py), bulk-loads jobs with COPY, then times the
 domain call ListJobs makes (keyset query + page token + conversion to protobuf), 50 jobs a page:
-the first page, a page 90% deep (by its keyset token), and a filtered first page (pipeline + label).
+the first page, a page 90% deep (by its keyset token), a filtered first page (pipeline + label), and
+the first page a member of one of the ten projects sees (the visibility filter in the query), in the
+BASIC view (no spec) and the FULL view.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from odin_scheduler.store.rows import JOB_COLUMNS, job_params
 from support.postgres import private_postgres
 
 from odin.runtime import paging
+from odin.scheduler.v1 import scheduler_pb2 as pb
 
 
 def load(url: str, count: int) -> None:
@@ -41,7 +44,7 @@ def load(url: str, count: int) -> None:
             for i in range(count):
                 row = dict(template, id=f"p{i % 20}-{i:08d}", pipeline=f"p{i % 20}", owner=f"users/u{i % 50}",
                            state=states[i % 6], create_us=1_700_000_000_000_000 + i * 1000,
-                           labels=f'{{"team":"t{i % 7}"}}')  # fmt: skip
+                           labels=f'{{"team":"t{i % 7}"}}', project=f"team{i % 10}")  # fmt: skip
                 copy.write("\t".join("\\N" if row[c] is None else str(row[c]) for c in JOB_COLUMNS) + "\n")
         conn.execute("ANALYZE jobs")
 
@@ -55,9 +58,11 @@ async def measure(url: str, count: int, runs: int) -> None:
     await store.open()
     scheduler = Scheduler(store, None, None, None, resource_type=None)  # type: ignore[arg-type]
 
-    async def page(where: JobFilter, token: str = "") -> str:
+    sizes: list[int] = []
+
+    async def page(where: JobFilter, token: str = "", view: int = pb.JOB_VIEW_BASIC) -> str:
         result = await scheduler.list_jobs(where, 50, token, False)
-        [convert.job(j) for j in result.items]  # type: ignore[arg-type]
+        sizes.append(sum(convert.job(j, view).ByteSize() for j in result.items))  # type: ignore[arg-type, misc]
         return result.next_page_token
 
     everything = JobFilter()
@@ -65,16 +70,22 @@ async def measure(url: str, count: int, runs: int) -> None:
     deep_us = deep_job.create_us - int(count * 0.9) * 1000
     deep_token = paging.encode_token({"t": deep_us, "i": "~"}, {"p": "", "s": [], "o": "", "l": {}})
     filtered = JobFilter(pipeline="p3", labels={"team": "t3"})
-    for name, where, token in (("first page", everything, ""), ("page 90% deep", everything, deep_token),
-                               ("filtered first page (pipeline+label)", filtered, "")):  # fmt: skip
-        await page(where, token)  # warm
-        samples = []
+    member = JobFilter(visible=frozenset({"team3"}))
+    cases = [("first page", everything, "", pb.JOB_VIEW_BASIC),
+             ("page 90% deep", everything, deep_token, pb.JOB_VIEW_BASIC),
+             ("filtered first page (pipeline+label)", filtered, "", pb.JOB_VIEW_BASIC),
+             ("first page of a member of 1 of 10 projects", member, "", pb.JOB_VIEW_BASIC),
+             ("first page, FULL view", everything, "", pb.JOB_VIEW_FULL)]
+    for name, where, token, view in cases:
+        await page(where, token, view)  # warm
+        samples, sizes[:] = [], []
         for _ in range(runs):
             started = time.perf_counter()
-            await page(where, token)
+            await page(where, token, view)
             samples.append((time.perf_counter() - started) * 1000)
         median = sorted(samples)[len(samples) // 2]
-        print(f"ListJobs {name}, {count} jobs: p50 {median:.2f} ms, p95 {p95(samples):.2f} ms")
+        print(f"ListJobs {name}, {count} jobs: p50 {median:.2f} ms, p95 {p95(samples):.2f} ms, "
+              f"{sizes[-1]} bytes a page")
     await store.close()
 
 

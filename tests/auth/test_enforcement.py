@@ -26,19 +26,31 @@ from odin.runtime.auth import ServiceToken
 from odin.scheduler.v1 import scheduler_pb2 as spb
 from odin.scheduler.v1 import scheduler_pb2_grpc as spb_grpc
 
-OK, UNAUTH, DENIED = "OK", "UNAUTHENTICATED", "PERMISSION_DENIED"
+OK, UNAUTH, DENIED, MISSING = "OK", "UNAUTHENTICATED", "PERMISSION_DENIED", "NOT_FOUND"
 CALLERS = ("anonymous", "user A", "user B", "admin")
 
 
 class Target:
-    """User B (the one every call is about) with a password, a session and an API token."""
+    """User B (the one every call is about) with a password, a session and an API token; B is an admin
+    of project `project` (which also has a viewer C)."""
 
     def __init__(self, service: AuthService) -> None:
         self.service = service
-        self.username, self.password, self.token = service.new_user(prefix="b")
+        self.username, self.password, _ = service.new_user(prefix="b")
         self.name = f"users/{self.username}"
         admin = service.stub(service.admin_token)
         self.api = admin.CreateApiToken(pb.CreateApiTokenRequest(parent=self.name, api_token=pb.ApiToken())).api_token
+        self.project = f"projects/p-{uuid.uuid4().hex[:8]}"
+        admin.CreateProject(pb.CreateProjectRequest(project_id=self.project.removeprefix("projects/")))
+        admin.SetProjectMember(pb.SetProjectMemberRequest(project=self.project, member=pb.ProjectMember(
+            user=self.name, role=pb.User.ROLE_ADMIN)))
+        self.other = f"users/{service.new_user(prefix='c')[0]}"
+        self.add_other()
+        self.token = service.login(self.username, self.password).tokens.access_token  # with the membership
+
+    def add_other(self) -> None:
+        self.service.stub(self.service.admin_token).SetProjectMember(pb.SetProjectMemberRequest(
+            project=self.project, member=pb.ProjectMember(user=self.other, role=pb.User.ROLE_VIEWER)))
 
     def refresh_token(self) -> str:
         return self.service.login(self.username, self.password).tokens.refresh_token
@@ -69,6 +81,25 @@ TABLE: dict[str, tuple[Callable[[Any, Target], Any], tuple[str, str, str, str]]]
     "RevokeApiToken": (lambda s, b: s.RevokeApiToken(pb.RevokeApiTokenRequest(name=b.api.name)),
                        (UNAUTH, DENIED, OK, OK)),
     "DeleteUser": (lambda s, b: s.DeleteUser(pb.DeleteUserRequest(name=b.name)), (UNAUTH, DENIED, DENIED, OK)),
+    "CreateProject": (lambda s, b: s.CreateProject(pb.CreateProjectRequest(project_id=f"n-{uuid.uuid4().hex[:8]}")),
+                      (UNAUTH, DENIED, DENIED, OK)),
+    # Non-members learn nothing: NOT_FOUND, as for a project that does not exist.
+    "GetProject": (lambda s, b: s.GetProject(pb.GetProjectRequest(name=b.project)), (UNAUTH, MISSING, OK, OK)),
+    "ListProjects": (lambda s, b: s.ListProjects(pb.ListProjectsRequest()), (UNAUTH, OK, OK, OK)),
+    "UpdateProject": (lambda s, b: s.UpdateProject(pb.UpdateProjectRequest(
+        project=pb.Project(name=b.project, display_name="P"), update_mask=field_mask_pb2.FieldMask(
+            paths=["display_name"]))), (UNAUTH, DENIED, OK, OK)),
+    "DeleteProject": (lambda s, b: s.DeleteProject(pb.DeleteProjectRequest(name=b.project)),
+                      (UNAUTH, DENIED, DENIED, OK)),
+    # User A is no project admin anywhere: refused before the project is looked at (no leak either way).
+    "SetProjectMember": (lambda s, b: s.SetProjectMember(pb.SetProjectMemberRequest(
+        project=b.project, member=pb.ProjectMember(user=b.other, role=pb.User.ROLE_USER))), (UNAUTH, DENIED, OK, OK)),
+    "RemoveProjectMember": (lambda s, b: (b.add_other(), s.RemoveProjectMember(pb.RemoveProjectMemberRequest(
+        name=f"{b.project}/members/{b.other.removeprefix('users/')}"))), (UNAUTH, DENIED, OK, OK)),
+    "ListProjectMembers": (lambda s, b: s.ListProjectMembers(pb.ListProjectMembersRequest(parent=b.project)),
+                           (UNAUTH, MISSING, OK, OK)),
+    "ListTokenRevocations": (lambda s, b: s.ListTokenRevocations(pb.ListTokenRevocationsRequest()),
+                             (UNAUTH, DENIED, DENIED, OK)),
 }
 
 
@@ -162,8 +193,13 @@ async def test_services_call_each_other_with_the_bootstrapped_service_token(
     token_file = auth.state / "service-token"
     assert token_file.stat().st_mode & 0o777 == 0o600
     bearer = await ServiceToken(token_file, auth.address).bearer()
-    assert bearer and jwt.decode(bearer, options={"verify_signature": False})["sub"] == "users/odin-system"
-    assert scheduler_code(scheduler.address, bearer) not in (UNAUTH, DENIED)
+    claims = jwt.decode(bearer or "", options={"verify_signature": False})
+    assert claims["sub"] == "users/odin-system" and claims["role"] == "service"
+    # The robot makes the calls services make (midgard lists jobs), nothing else.
+    stub = spb_grpc.SchedulerServiceStub(channel(scheduler.address, token=bearer))
+    stub.ListJobs(spb.ListJobsRequest(), timeout=10)
+    assert scheduler_code(scheduler.address, bearer) == DENIED
+    assert scheduler_code(scheduler.address, bearer, "CancelJob") == DENIED
 
 
 def _path_env() -> dict[str, str]:

@@ -106,7 +106,7 @@ class EmbeddedRunner(Runner):
         self.run_path = run_path
 
     async def outcome(self, run: Run) -> Outcome:
-        executor = LocalExecutor(KILL_GRACE_SECONDS)
+        executor = LocalExecutor(KILL_GRACE_SECONDS, task_user_name=None)  # as the embedded engine runs it
         async with odin.engine.start(
             run.main_yml, params=run.params, options=run.options, executor=executor, run_path=self.run_path
         ) as job:

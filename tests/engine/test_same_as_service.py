@@ -57,8 +57,8 @@ async def test_a_failing_task_is_retried_until_it_succeeds(runner: Runner) -> No
     ]  # fmt: skip
 
 
-async def test_a_task_past_its_timeout_is_killed_and_retried_per_policy(runner: Runner, tmp_path: Path) -> None:
-    pids = tmp_path / "pids"
+async def test_a_task_past_its_timeout_is_killed_and_retried_per_policy(runner: Runner, task_shared: Path) -> None:
+    pids = task_shared / "pids"
     slow = task("slow", f"echo $$$$ >> {pids}; exec sleep 30", "timeout: 300ms", "retries: {limit: 1, backoff: 0s}")
     done = await runner.run(pipeline("slow", slow, task("after", "true", "depends: slow")))
     assert (done.state, done.reason) == ("FAILED", "TaskFailed")
@@ -96,8 +96,8 @@ async def test_cancel_running_policy_stops_the_other_tasks(runner: Runner) -> No
     assert done.of("after") == [Step("after", "SKIPPED", 0, "UpstreamFailed")]
 
 
-async def test_cancel_stops_running_tasks_and_cancels_the_rest(runner: Runner, tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
+async def test_cancel_stops_running_tasks_and_cancels_the_rest(runner: Runner, task_shared: Path) -> None:
+    pid_file = task_shared / "pid"
     yml = pipeline(
         "cancel",
         task("first", "true"),

@@ -75,6 +75,9 @@ async def test_pod_task_succeeds_and_its_logs_outlive_the_pod(kube_cluster: Kube
     outcome = await asyncio.wait_for(waiting, 30)
     assert outcome.succeeded and outcome.exit_code == 0
     assert kube_cluster.pod_log_line in run.log_file.read_text()
+    # The pod stays until the engine has stored the outcome and releases the attempt (finding 8 of #16).
+    assert len(pods(kube_cluster, handle["name"])) == 1
+    await executor.release(run, handle, outcome)
     await assert_eventually_async(lambda: _async(not pods(kube_cluster, handle["name"])), 10,
                                   what="pod deleted after success (cleanup on_success)")
 
@@ -177,6 +180,7 @@ async def test_an_image_that_cannot_be_pulled_fails_for_good(kube_cluster: KubeC
     handle = await executor.start(run)
     outcome = await asyncio.wait_for(executor.wait(run, handle), 30)
     assert (outcome.succeeded, outcome.reason, outcome.retryable) == (False, "ImagePullBackOff", False)
+    await executor.release(run, handle, outcome)  # a stuck pod would retry forever: deleted once the outcome is stored
     await assert_eventually_async(lambda: _async(not pods(kube_cluster, handle["name"])), 10)
 
 

@@ -156,8 +156,8 @@ def test_list_jobs_pages_newest_first_and_filters(stub: Stub) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_a_task_past_its_timeout_is_killed_with_its_children(stub: Stub, tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
+def test_a_task_past_its_timeout_is_killed_with_its_children(stub: Stub, task_shared: Path) -> None:
+    pid_file = task_shared / "child.pid"
     yml = pipeline("slow", task_yaml("sleepy", f"sleep 300 & echo $$! > {pid_file}; wait", "timeout: 1s"))
     job = wait_job(stub, stub.CreateJob(inline(yml), timeout=10).job.name)
     assert job.state == pb.Job.STATE_FAILED
@@ -167,8 +167,8 @@ def test_a_task_past_its_timeout_is_killed_with_its_children(stub: Stub, tmp_pat
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
 
 
-def test_retries_with_backoff_then_success(stub: Stub, tmp_path: Path) -> None:
-    counter = tmp_path / "tries"
+def test_retries_with_backoff_then_success(stub: Stub, task_shared: Path) -> None:
+    counter = task_shared / "tries"
     command = f'echo x >> {counter}; test $$(wc -l < {counter}) -ge 3'
     yml = pipeline("flaky", task_yaml("flaky", command, "retries: {limit: 3, backoff: 0.2s}"))
     job = wait_job(stub, stub.CreateJob(inline(yml), timeout=10).job.name)
@@ -182,12 +182,12 @@ def test_retries_with_backoff_then_success(stub: Stub, tmp_path: Path) -> None:
     assert first_log == ""
 
 
-def test_cancel_stops_running_tasks_and_retry_reruns_only_what_did_not_succeed(stub: Stub, tmp_path: Path) -> None:
-    marker = tmp_path / "runs"
+def test_cancel_stops_running_tasks_and_retry_reruns_only_what_did_not_succeed(stub: Stub, task_shared: Path) -> None:
+    marker = task_shared / "runs"
     yml = pipeline(
         "cancel",
         task_yaml("first", f"echo first >> {marker}"),
-        task_yaml("wait", f"echo wait >> {marker}; sleep $$(cat {tmp_path}/delay 2>/dev/null || echo 300)",
+        task_yaml("wait", f"echo wait >> {marker}; sleep $$(cat {task_shared}/delay 2>/dev/null || echo 300)",
                   "depends: first"),
         task_yaml("after", f"echo after >> {marker}", "depends: wait"),
     )  # fmt: skip
@@ -199,7 +199,7 @@ def test_cancel_stops_running_tasks_and_retry_reruns_only_what_did_not_succeed(s
     assert tasks["wait"].state == S.STATE_CANCELLED and tasks["after"].state == S.STATE_CANCELLED
     again = stub.CancelJob(pb.CancelJobRequest(name=job.name), timeout=10).job  # a no-op once ended
     assert again.state == pb.Job.STATE_CANCELLED
-    (tmp_path / "delay").write_text("0")
+    (task_shared / "delay").write_text("0")
     retried = stub.RetryJob(pb.RetryJobRequest(name=job.name), timeout=10).job
     assert retried.state == pb.Job.STATE_RUNNING
     assert wait_job(stub, job.name).state == pb.Job.STATE_SUCCEEDED

@@ -54,10 +54,10 @@ class Watcher:
 @pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
 @pytest.mark.parametrize("restart_while_running", [True, False], ids=["adopt-live", "adopt-finished"])
 def test_kill_9_mid_job_then_restart_completes_it_exactly_once(
-    service_factory: Callable[..., ServiceProcess], state_dir: Path, tmp_path: Path, restart_while_running: bool,
+    service_factory: Callable[..., ServiceProcess], state_dir: Path, task_shared: Path, restart_while_running: bool,
     backend: str, request: pytest.FixtureRequest,
 ) -> None:  # fmt: skip
-    ran = tmp_path / "ran"
+    ran = task_shared / "ran"
     long = 4 if restart_while_running else 1.5
 
     def step(name: str, seconds: float, *extra: str) -> str:

@@ -1,8 +1,10 @@
-"""The auth domain: logins, sessions, users and API tokens. Imports no grpc.
+"""The auth domain: logins, sessions, users, API tokens and token versions. Imports no grpc.
 
 Blocking work (argon2, the database) runs in worker threads so the event loop stays free.
 Rules in one place: admins manage everyone; others read and edit only themselves (and
-only `display_name` and `email`); secrets are stored as hashes and never logged.
+only `display_name` and `email`); secrets are stored as hashes and never logged. Access tokens
+carry the user's project memberships and token version; every change that must void them
+(disable, delete, role, membership, password) raises the version in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from odin.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, P
 from odin.runtime.tokens import Identity, Role, TokenSettings, sign_access_token
 from odin_auth.keyring import KeyRing
 from odin_auth.passwords import Passwords, validate_new_password
-from odin_auth.store import ApiTokenRow, RefreshRow, Store, UserRow
+from odin_auth.store import ApiTokenRow, RefreshRow, RevocationRow, Store, UserRow
 from odin_auth.throttle import LoginThrottle
 
 log = logging.getLogger("odin.auth")
@@ -34,6 +36,9 @@ API_TOKEN_PREFIX = "odin_"
 SELF_EDITABLE = frozenset({"display_name", "email"})
 ADMIN_EDITABLE = SELF_EDITABLE | {"role", "disabled"}
 _BAD_LOGIN = "wrong username or password"
+# Longer input cannot be a valid login: refused before any lookup, hash or throttle key.
+MAX_USERNAME = 63
+MAX_PASSWORD = 1024
 T = TypeVar("T")
 
 
@@ -92,16 +97,22 @@ class AuthCore:
     # ---- sessions
 
     async def login(self, username: str, password: str, client: str) -> tuple[TokenPair, UserRow]:
-        self.throttle_user.check(f"user:{username}")
-        self.throttle_client.check(f"client:{client}")
+        if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+            raise Unauthenticated(_BAD_LOGIN, reason="LOGIN_FAILED")
+        user_key, client_key = f"user:{username}", f"client:{client}"
+        # Check both, then count this attempt as a failure before the first await: concurrent
+        # guesses each see the ones before them. A success takes its count back below.
+        self.throttle_user.check(user_key)
+        self.throttle_client.check(client_key)
+        self.throttle_user.failed(user_key)
+        client_stamp = self.throttle_client.failed(client_key)
         user = await self._bg(self.store.get_user, username)
         matches = await self._bg(self.passwords.check, user.password_hash if user else None, password)
-        if user is None or not matches or user.disabled:
-            self.throttle_user.failed(f"user:{username}")
-            self.throttle_client.failed(f"client:{client}")
+        if user is None or not matches or user.disabled or user.role == Role.SERVICE:
             log.info("login failed", extra={"username": username, "client": client})
             raise Unauthenticated(_BAD_LOGIN, reason="LOGIN_FAILED")
-        self.throttle_user.succeeded(f"user:{username}")
+        self.throttle_user.succeeded(user_key)
+        self.throttle_client.forgive(client_key, client_stamp)
         if self.passwords.needs_rehash(user.password_hash):
             await self._bg(self._set_password, username, password)
         log.info("login", extra={"username": username, "client": client})
@@ -127,12 +138,18 @@ class AuthCore:
 
     async def _new_session(self, user: UserRow, family: str) -> TokenPair:
         now = self.clock()
-        identity = Identity(user.username, Role(user.role), session=family)
+        identity = await self._identity(user, session=family)
         access, access_expires = self._sign(identity, now)
         refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
         row = RefreshRow(digest(refresh), family, user.username, "active", now + self.refresh_seconds)
         await self._bg(self.store.add_refresh_token, row, now)
         return TokenPair(access, access_expires, refresh, row.expire_time)
+
+    async def _identity(self, user: UserRow, **extra: Any) -> Identity:
+        """`user` as a token describes them: global role, memberships and current token version."""
+        version, members = await self._bg(self.store.token_claims, user.username)
+        return Identity(user.username, Role(user.role), projects={p: Role(r) for p, r in members.items()},
+                        token_version=version, **extra)
 
     def _sign(self, identity: Identity, now: float, lifetime: float | None = None) -> tuple[str, float]:
         kid, key = self.keys.signing_key(now)
@@ -145,6 +162,11 @@ class AuthCore:
         user = await self._bg(self.store.get_user, identity.username)
         if user is None or user.disabled:
             raise Unauthenticated("the caller's account is disabled or gone", reason="USER_DISABLED")
+        # The auth service applies revocations directly (others learn them from the feed).
+        version, _ = await self._bg(self.store.token_claims, identity.username)
+        if identity.token_version < version:
+            raise Unauthenticated("the token was revoked (account or permissions changed); refresh or log in again",
+                                  reason="TOKEN_REVOKED")
         return user
 
     @staticmethod
@@ -188,7 +210,11 @@ class AuthCore:
         if username == caller.username and (changes.get("disabled") or changes.get("role", Role.ADMIN) < Role.ADMIN):
             raise FailedPrecondition("admins cannot demote or disable themselves; ask another admin",
                                      reason="SELF_LOCKOUT")
-        user = await self._bg(self.store.update_user, username, changes, revision, self.clock())
+        if "role" in changes and (await self.get_user(username)).role == Role.SERVICE:
+            raise FailedPrecondition("the service robot's role cannot be changed", reason="SERVICE_ACCOUNT")
+        voids = "role" in changes or bool(changes.get("disabled"))
+        user = await self._bg(lambda: self.store.update_user(username, changes, revision, self.clock(),
+                                                             revoke=voids))
         if user.disabled:
             await self._bg(self.store.revoke_sessions, username, "")
         log.info("user updated", extra={"user": username, "fields": sorted(changes), "by": caller.username})
@@ -206,10 +232,18 @@ class AuthCore:
         if username == caller.username or not caller.has(Role.ADMIN):
             if not current:
                 raise InvalidArgument.field("current_password", "is required to change your own password")
+            if len(current) > MAX_PASSWORD:
+                raise Unauthenticated("the current password is wrong", reason="LOGIN_FAILED")
+            # A stolen access token must not become an unthrottled password oracle: same counts as Login.
+            key = f"user:{username}"
+            self.throttle_user.attempt(key)
             if not await self._bg(self.passwords.check, user.password_hash, current):
                 raise Unauthenticated("the current password is wrong", reason="LOGIN_FAILED")
+            self.throttle_user.succeeded(key)
         validate_new_password(new, "new_password")
-        await self._bg(self._set_password, username, new)
+        hashed = await self._bg(self.passwords.hash, new)
+        await self._bg(lambda: self.store.update_user(username, {"password_hash": hashed}, None, self.clock(),
+                                                      revoke=True))
         keep = caller.session if username == caller.username else ""
         await self._bg(self.store.revoke_sessions, username, keep)
         log.info("password changed", extra={"user": username, "by": caller.username})
@@ -262,9 +296,21 @@ class AuthCore:
         if row is None or user is None or user.disabled or not usable:
             raise Unauthenticated("the API token is not valid", reason="TOKEN_INVALID")
         expires = min(now + self.settings.access_seconds, row.expire_time or float("inf"))
-        return Identity(user.username, Role(user.role), api_token=row.id, expires_at=expires)
+        return await self._identity(user, api_token=row.id, expires_at=expires)
 
     async def exchange_api_token(self, secret: str) -> tuple[str, float]:
         identity = await self.api_token_identity(secret)
         now = self.clock()
         return self._sign(identity, now, lifetime=identity.expires_at - now)
+
+    # ---- revocations and housekeeping
+
+    async def list_revocations(self, after_seq: int, limit: int) -> tuple[list[RevocationRow], int]:
+        return await self._bg(self.store.list_revocations, after_seq, limit)
+
+    async def purge_refresh_tokens(self) -> int:
+        """Deletes expired refresh tokens; how many."""
+        purged = await self._bg(self.store.purge_refresh_tokens, self.clock())
+        if purged:
+            log.info("expired refresh tokens deleted", extra={"count": purged})
+        return purged

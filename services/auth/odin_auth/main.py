@@ -2,35 +2,38 @@
 
 Settings (ODIN_AUTH_<KEY>): `store_url` and `keys_path` are required; the first admin comes
 from `bootstrap_admin_username` with `bootstrap_admin_password_file` (or
-`bootstrap_admin_password`) and is created only when no admin exists.
+`bootstrap_admin_password`) and is created only when no admin exists. The service robot and
+its renewed token: see odin_auth.robot. Behind the gateway set `trusted_proxy_hops` (1 behind the
+suite's Envoy) so login throttling keys on the real client, not the gateway.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
-import os
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc
+from odin.runtime.auth import DEFAULT_POLL_SECONDS, RevocationFeed
 from odin.runtime.config import ConfigError, load_config
-from odin.runtime.errors import Unauthenticated
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
-from odin.runtime.tokens import LEEWAY_SECONDS, KeyCache, Role, TokenSettings, TokenVerifier, jwks_document
+from odin.runtime.tokens import LEEWAY_SECONDS, KeyCache, TokenSettings, TokenVerifier, jwks_document
+from odin_auth.audit import register_audit
 from odin_auth.core import AuthCore
 from odin_auth.keyring import KeyRing
 from odin_auth.passwords import Argon2Parameters, Passwords
+from odin_auth.robot import SERVICE_USER, ensure_robot, keep_token_fresh, renew_token_file
 from odin_auth.servicer import ROLES, AuthServicer
 from odin_auth.store import Database, Store
 from odin_auth.throttle import LoginThrottle
 
 log = logging.getLogger("odin.auth")
-SERVICE_USER = "odin-system"
+__all__ = ["SERVICE_USER", "AuthConfig", "main"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,9 +53,16 @@ class AuthConfig(ServerConfig):
     bootstrap_admin_username: str = ""
     bootstrap_admin_password_file: Path | None = None
     bootstrap_admin_password: str = ""  # prefer the file: environments leak
-    # When set, an `odin-system` admin robot's API token is written here (0600) for the other
-    # services' own calls (their `auth_token_file`).
+    # When set, the `odin-system` robot's API token is written here (0600) for the other services'
+    # own calls (their `auth_token_file`); it expires after `service_token_hours` and is renewed
+    # (the file rewritten) once half of that has passed.
     bootstrap_service_token_file: Path | None = None
+    service_token_hours: float = 24.0
+    # Proxies in front of this service that append to x-forwarded-for (the suite's Envoy: 1).
+    # 0: the peer address is the client. More than the real number lets clients pick their key.
+    trusted_proxy_hops: int = 1
+    refresh_token_gc_minutes: float = 60.0  # how often expired refresh tokens are deleted
+    revocation_poll_seconds: float = DEFAULT_POLL_SECONDS  # this service's own revocation check
 
 
 def build_core(config: AuthConfig) -> AuthCore:
@@ -82,23 +92,61 @@ async def setup(config: AuthConfig, runtime: ServiceRuntime) -> None:
     except ValueError as exc:
         raise ConfigError(f"ODIN_AUTH_STORE_URL: {exc}") from None
     runtime.on_stop(lambda: asyncio.to_thread(core.store.db.close))
-    await bootstrap(config, core)
+    await bootstrap(config, core, runtime)
 
     async def local_jwks() -> dict[str, object]:
         return jwks_document(core.keys.public_keys())
 
+    async def local_revocations(after_seq: int, limit: int) -> tuple[list[tuple[str, int, int]], int]:
+        rows, latest = await core.list_revocations(after_seq, limit)
+        return [(r.username, r.min_version, r.seq) for r in rows], latest
+
     verifier = TokenVerifier(KeyCache(local_jwks, max_age_seconds=1.0, min_refresh_seconds=0.0), core.settings)
-    runtime.auth.use(verifier, core.api_token_identity)
+    feed = RevocationFeed(local_revocations, interval_seconds=config.revocation_poll_seconds)
+    runtime.auth.use(verifier, core.api_token_identity, feed)
+    runtime.on_stop(feed.close)
     runtime.add_dependency_check("store", lambda: asyncio.to_thread(core.store.db.ping))
     name = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
-    runtime.add_service(name, auth_pb2_grpc.add_AuthServiceServicer_to_server, AuthServicer(core), roles=ROLES)
+    runtime.add_service(name, auth_pb2_grpc.add_AuthServiceServicer_to_server,
+                        AuthServicer(core, trusted_proxy_hops=config.trusted_proxy_hops), roles=ROLES)
+    register_audit(runtime, core.store.db)
 
 
-async def bootstrap(config: AuthConfig, core: AuthCore) -> None:
+async def bootstrap(config: AuthConfig, core: AuthCore, runtime: ServiceRuntime) -> None:
+    if config.trusted_proxy_hops < 0:
+        raise ConfigError("ODIN_AUTH_TRUSTED_PROXY_HOPS: must be 0 or more")
+    # The robot first: an old admin robot must not count as "an admin exists" for the bootstrap admin.
+    robot = await asyncio.to_thread(core.store.get_user, SERVICE_USER)
+    if config.bootstrap_service_token_file or robot is not None:
+        await ensure_robot(core)
     if config.bootstrap_admin_username:
         await core.bootstrap_admin(config.bootstrap_admin_username, _bootstrap_password(config))
+    stopping = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
     if config.bootstrap_service_token_file:
-        await _bootstrap_service_token(core, config.bootstrap_service_token_file)
+        lifetime = config.service_token_hours * 3600
+        # Written before serving: the other services may already be waiting for the file.
+        await renew_token_file(core, config.bootstrap_service_token_file, lifetime)
+        tasks.append(asyncio.create_task(keep_token_fresh(core, config.bootstrap_service_token_file, lifetime,
+                                                          stopping)))
+    tasks.append(asyncio.create_task(_collect_refresh_tokens(core, config.refresh_token_gc_minutes * 60, stopping)))
+
+    async def stop() -> None:
+        stopping.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    runtime.on_stop(stop)
+
+
+async def _collect_refresh_tokens(core: AuthCore, every_seconds: float, stopping: asyncio.Event) -> None:
+    """Deletes expired refresh tokens now and then (they are useless and would pile up forever)."""
+    while not stopping.is_set():
+        try:
+            await core.purge_refresh_tokens()
+        except Exception as exc:
+            log.warning("cannot delete expired refresh tokens", extra={"error": repr(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_seconds)
 
 
 def _bootstrap_password(config: AuthConfig) -> str:
@@ -114,35 +162,6 @@ def _bootstrap_password(config: AuthConfig) -> str:
         return path.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE: cannot read {path}: {exc.strerror}") from None
-
-
-async def _bootstrap_service_token(core: AuthCore, path: Path) -> None:
-    """Makes sure `path` holds a working API token of the `odin-system` admin robot."""
-    existing = await asyncio.to_thread(_read_if_exists, path)
-    if existing:
-        try:
-            await core.api_token_identity(existing)
-            return
-        except Unauthenticated:
-            log.warning("the service token file holds no valid token; writing a new one", extra={"path": str(path)})
-    if await asyncio.to_thread(core.store.get_user, SERVICE_USER) is None:
-        # A random password nobody keeps: the robot gets in only with its API token.
-        await core.create_user(SERVICE_USER, "Odin services", "", Role.ADMIN, secrets.token_urlsafe(48))
-    new = await core.create_api_token(SERVICE_USER, "service calls between Odin services", None)
-    await asyncio.to_thread(_write_secret, path, new.secret)
-
-
-def _read_if_exists(path: Path) -> str:
-    return path.read_text().strip() if path.exists() else ""
-
-
-def _write_secret(path: Path, secret: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret)
-    temporary.replace(path)
 
 
 def rotate_keys(argv: Sequence[str]) -> int:

@@ -1,4 +1,4 @@
-"""The auth service's records (users, refresh tokens, API tokens) in SQLite or PostgreSQL.
+"""The auth service's records (users, sessions, API tokens, projects, token versions) in SQLite or PostgreSQL.
 
 One repository with one set of SQL statements for both databases (written with `?`
 placeholders, rewritten to `%s` for psycopg). Calls are synchronous and short; the domain runs
@@ -50,12 +50,43 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     revoke_time DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS api_tokens_by_user ON api_tokens (username, create_time);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_expiry ON refresh_tokens (expire_time);
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    create_time DOUBLE PRECISION NOT NULL,
+    revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS project_members (
+    project TEXT NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    username TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+    role INTEGER NOT NULL,
+    PRIMARY KEY (project, username)
+);
+CREATE INDEX IF NOT EXISTS project_members_by_user ON project_members (username);
+CREATE TABLE IF NOT EXISTS token_versions (
+    username TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    seq BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_versions_by_seq ON token_versions (seq);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('revocations', 0) ON CONFLICT (name) DO NOTHING;
+INSERT INTO projects (id, display_name, description, create_time, revision)
+    VALUES ('default', 'Default', 'Everyone, with their global role', 0, 1) ON CONFLICT (id) DO NOTHING
 """
+# token_versions has no foreign key on purpose: a deleted user's entry must stay in the revocation
+# feed, and a user created again under that name starts above the old tokens' version.
 
 # Refresh token states: ACTIVE may be used once; USED was rotated (re-use revokes the family).
 ACTIVE, USED, REVOKED = "active", "used", "revoked"
 _USER_COLUMNS = "username, display_name, email, role, disabled, password_hash, create_time, update_time, revision"
 _TOKEN_COLUMNS = "id, username, display_name, token_hash, create_time, expire_time, last_use_time, revoke_time"
+_PROJECT_COLUMNS = "id, display_name, description, create_time, revision"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +130,38 @@ class ApiTokenRow:
     @classmethod
     def of(cls, row: Sequence[Any]) -> ApiTokenRow:
         return cls(*row)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectRow:
+    id: str
+    display_name: str
+    description: str
+    create_time: float
+    revision: int
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> ProjectRow:
+        return cls(row[0], row[1], row[2], float(row[3]), int(row[4]))
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberRow:
+    project: str
+    username: str
+    role: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RevocationRow:
+    username: str
+    min_version: int
+    seq: int
+
+
+def project_not_found(project: str) -> NotFound:
+    return NotFound(f"project projects/{project} does not exist", reason="PROJECT_NOT_FOUND",
+                    metadata={"project": f"projects/{project}"})
 
 
 class Tx(Protocol):
@@ -214,10 +277,14 @@ class Store:
         with self.db.transaction() as tx:
             return bool(tx.rows("SELECT 1 FROM users WHERE role = ? LIMIT 1", [admin_role]))
 
-    def update_user(self, username: str, changes: dict[str, Any], revision: int | None, now: float) -> UserRow:
-        """Applies `changes` (column → value) if the stored revision still is `revision` (None: any)."""
+    def update_user(self, username: str, changes: dict[str, Any], revision: int | None, now: float, *,
+                    revoke: bool = False) -> UserRow:
+        """Applies `changes` (column → value) if the stored revision still is `revision` (None: any);
+        `revoke` also voids the user's access tokens (in the same transaction)."""
         with self.db.transaction() as tx:
             current = self._current(tx, username, revision)
+            if revoke:
+                _bump(tx, username)
             # Booleans are stored as integers on both databases.
             values = {**{k: int(v) if isinstance(v, bool) else v for k, v in changes.items()},
                       "update_time": now, "revision": current.revision + 1}
@@ -228,6 +295,8 @@ class Store:
     def delete_user(self, username: str, revision: int | None) -> None:
         with self.db.transaction() as tx:
             self._current(tx, username, revision)
+            _bump(tx, username)
+            tx.run("DELETE FROM project_members WHERE username = ?", [username])
             tx.run("DELETE FROM refresh_tokens WHERE username = ?", [username])
             tx.run("DELETE FROM api_tokens WHERE username = ?", [username])
             tx.run("DELETE FROM users WHERE username = ?", [username])
@@ -326,3 +395,128 @@ class Store:
             rows = tx.rows(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE username = ? AND id = ?",
                            [username, token_id])
         return ApiTokenRow.of(rows[0]) if rows else None
+
+    def revoke_unexpiring_api_tokens(self, username: str, now: float) -> int:
+        with self.db.transaction() as tx:
+            return tx.run("UPDATE api_tokens SET revoke_time = ? WHERE username = ? AND expire_time IS NULL "
+                          "AND revoke_time IS NULL", [now, username])
+
+    # ---- token versions and the revocation feed
+
+    def token_claims(self, username: str) -> tuple[int, dict[str, int]]:
+        """The user's current token version and explicit memberships (project → role), read together."""
+        with self.db.transaction() as tx:
+            rows = tx.rows("SELECT version FROM token_versions WHERE username = ?", [username])
+            members = tx.rows("SELECT project, role FROM project_members WHERE username = ?", [username])
+        return (int(rows[0][0]) if rows else 0), {str(p): int(r) for p, r in members}
+
+    def revoke_tokens(self, username: str) -> None:
+        with self.db.transaction() as tx:
+            _bump(tx, username)
+
+    def list_revocations(self, after_seq: int, limit: int) -> tuple[list[RevocationRow], int]:
+        """Feed entries after `after_seq` in seq order, and the newest seq."""
+        with self.db.transaction() as tx:
+            rows = tx.rows("SELECT username, version, seq FROM token_versions WHERE seq > ? ORDER BY seq LIMIT ?",
+                           [after_seq, limit])
+            latest = tx.rows("SELECT value FROM counters WHERE name = 'revocations'")
+        return [RevocationRow(str(u), int(v), int(q)) for u, v, q in rows], int(latest[0][0]) if latest else 0
+
+    # ---- projects
+
+    def insert_project(self, row: ProjectRow) -> None:
+        with self.db.transaction() as tx:
+            if tx.rows("SELECT 1 FROM projects WHERE id = ?", [row.id]):
+                raise AlreadyExists(f"project projects/{row.id} already exists", reason="PROJECT_EXISTS",
+                                    metadata={"project": f"projects/{row.id}"})
+            tx.run(f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?)", list(dataclasses.astuple(row)))
+
+    def get_project(self, project: str) -> ProjectRow | None:
+        with self.db.transaction() as tx:
+            rows = tx.rows(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", [project])
+        return ProjectRow.of(rows[0]) if rows else None
+
+    def list_projects(self, after: str, limit: int, member: str | None) -> list[ProjectRow]:
+        """Projects by id after `after`; with `member`, only `default` and the user's memberships."""
+        columns = ", ".join(f"p.{c.strip()}" for c in _PROJECT_COLUMNS.split(","))
+        with self.db.transaction() as tx:
+            if member is None:
+                rows = tx.rows(f"SELECT {columns} FROM projects p WHERE p.id > ? ORDER BY p.id LIMIT ?",
+                               [after, limit])
+            else:
+                rows = tx.rows(f"SELECT {columns} FROM projects p WHERE p.id > ? AND (p.id = 'default' OR EXISTS "
+                               "(SELECT 1 FROM project_members m WHERE m.project = p.id AND m.username = ?)) "
+                               "ORDER BY p.id LIMIT ?", [after, member, limit])
+        return [ProjectRow.of(r) for r in rows]
+
+    def update_project(self, project: str, changes: dict[str, Any], revision: int | None) -> ProjectRow:
+        with self.db.transaction() as tx:
+            current = _current_project(tx, project, revision)
+            values = {**changes, "revision": current.revision + 1}
+            tx.run(f"UPDATE projects SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
+                   [*values.values(), project])
+            return ProjectRow.of(tx.rows(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", [project])[0])
+
+    def delete_project(self, project: str, revision: int | None) -> None:
+        """Deletes the project and its memberships; the former members' tokens are voided."""
+        with self.db.transaction() as tx:
+            _current_project(tx, project, revision)
+            for (username,) in tx.rows("SELECT username FROM project_members WHERE project = ?", [project]):
+                _bump(tx, str(username))
+            tx.run("DELETE FROM project_members WHERE project = ?", [project])
+            tx.run("DELETE FROM projects WHERE id = ?", [project])
+
+    def set_member(self, project: str, username: str, role: int) -> bool:
+        """Adds or changes a membership (voiding the member's tokens when it changed); False if the user is gone."""
+        with self.db.transaction() as tx:
+            _current_project(tx, project, None)
+            if not tx.rows("SELECT 1 FROM users WHERE username = ?", [username]):
+                return False
+            current = tx.rows("SELECT role FROM project_members WHERE project = ? AND username = ?",
+                              [project, username])
+            if current and int(current[0][0]) == role:
+                return True
+            if current:
+                tx.run("UPDATE project_members SET role = ? WHERE project = ? AND username = ?",
+                       [role, project, username])
+            else:
+                tx.run("INSERT INTO project_members (project, username, role) VALUES (?, ?, ?)",
+                       [project, username, role])
+            _bump(tx, username)
+            return True
+
+    def remove_member(self, project: str, username: str) -> bool:
+        with self.db.transaction() as tx:
+            removed = tx.run("DELETE FROM project_members WHERE project = ? AND username = ?", [project, username])
+            if removed:
+                _bump(tx, username)
+            return removed > 0
+
+    def list_members(self, project: str, after: str, limit: int) -> list[MemberRow]:
+        with self.db.transaction() as tx:
+            rows = tx.rows("SELECT project, username, role FROM project_members WHERE project = ? AND username > ? "
+                           "ORDER BY username LIMIT ?", [project, after, limit])
+        return [MemberRow(str(p), str(u), int(r)) for p, u, r in rows]
+
+    def member_role(self, project: str, username: str) -> int | None:
+        with self.db.transaction() as tx:
+            rows = tx.rows("SELECT role FROM project_members WHERE project = ? AND username = ?", [project, username])
+        return int(rows[0][0]) if rows else None
+
+
+def _bump(tx: Tx, username: str) -> None:
+    """Raises the user's token version (older access tokens become void) and logs it in the feed."""
+    seq = int(tx.rows("UPDATE counters SET value = value + 1 WHERE name = 'revocations' RETURNING value")[0][0])
+    tx.run("INSERT INTO token_versions (username, version, seq) VALUES (?, 1, ?) ON CONFLICT (username) "
+           "DO UPDATE SET version = token_versions.version + 1, seq = excluded.seq", [username, seq])
+
+
+def _current_project(tx: Tx, project: str, revision: int | None) -> ProjectRow:
+    rows = tx.rows(f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", [project])
+    if not rows:
+        raise project_not_found(project)
+    row = ProjectRow.of(rows[0])
+    if revision is not None and row.revision != revision:
+        raise Aborted("the project changed since it was read; read it again", reason="ETAG_MISMATCH",
+                      metadata={"project": f"projects/{project}"})
+    return row

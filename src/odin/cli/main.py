@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "odin.cli.jobs",
     "odin.cli.pipelines",
     "odin.cli.users",
+    "odin.cli.projects",
+    "odin.cli.audit",
     "odin.cli.nodes",
 )
 

@@ -13,7 +13,7 @@ import getpass
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from grpc import aio
@@ -23,13 +23,14 @@ from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.cli.output import message_dict, print_error, print_json, short_time, table
 from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import current_token, load_session, save_session, session_path
+from odin.client.login import load_session, save_session, session_path, with_fresh_token
 from odin.client.paging import collect_pages
 from odin.pipeline_spec.durations import parse_duration
 from odin.runtime.timestamps import from_seconds
 
 ROLES = {"viewer": pb.User.ROLE_VIEWER, "user": pb.User.ROLE_USER, "admin": pb.User.ROLE_ADMIN}
 Action = Callable[[argparse.Namespace, "AuthCli"], Awaitable[int]]
+T = TypeVar("T")
 
 
 class AuthCli:
@@ -43,8 +44,10 @@ class AuthCli:
         self.channel: aio.Channel = open_channel(self.address)
         self.stub = pb_grpc.AuthServiceStub(self.channel)
 
-    async def metadata(self) -> tuple[tuple[str, str], ...]:
-        return call_metadata(await current_token(self.suite_state_dir))
+    async def call(self, rpc: Callable[..., Awaitable[T]], request: Any, timeout: float = 10) -> T:
+        """`rpc(request)` with the session's token, renewed once if a service refused it as revoked or expired."""
+        return await with_fresh_token(lambda metadata: rpc(request, metadata=metadata, timeout=timeout),
+                                      self.suite_state_dir)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -155,8 +158,7 @@ async def _logout(args: argparse.Namespace, cli: AuthCli) -> int:
 
 
 async def _whoami(args: argparse.Namespace, cli: AuthCli) -> int:
-    user = (await cli.stub.GetUser(pb.GetUserRequest(name="users/me"), metadata=await cli.metadata(),
-                                   timeout=10)).user
+    user = (await cli.call(cli.stub.GetUser, pb.GetUserRequest(name="users/me"), timeout=10)).user
     _show(args, message_dict(user), f"{user.username} ({_role(user.role)})")
     return 0
 
@@ -164,8 +166,8 @@ async def _whoami(args: argparse.Namespace, cli: AuthCli) -> int:
 async def _users_create(args: argparse.Namespace, cli: AuthCli) -> int:
     password = await asyncio.to_thread(_password, args, f"password for {args.username}: ")
     user = pb.User(username=args.username, display_name=args.display_name, email=args.email, role=ROLES[args.role])
-    created = (await cli.stub.CreateUser(pb.CreateUserRequest(user=user, password=password),
-                                         metadata=await cli.metadata(), timeout=30)).user
+    created = (await cli.call(cli.stub.CreateUser, pb.CreateUserRequest(user=user, password=password),
+                              timeout=30)).user
     _show(args, message_dict(created), f"created {created.name} ({_role(created.role)})")
     return 0
 
@@ -173,7 +175,7 @@ async def _users_create(args: argparse.Namespace, cli: AuthCli) -> int:
 async def _users_list(args: argparse.Namespace, cli: AuthCli) -> int:
     async def page(token: str) -> pb.ListUsersResponse:
         request = pb.ListUsersRequest(page_size=500, page_token=token)
-        reply: pb.ListUsersResponse = await cli.stub.ListUsers(request, metadata=await cli.metadata(), timeout=10)
+        reply: pb.ListUsersResponse = await cli.call(cli.stub.ListUsers, request, timeout=10)
         return reply
 
     users: list[pb.User] = await collect_pages(page, "users")
@@ -196,15 +198,14 @@ async def _users_update(args: argparse.Namespace, cli: AuthCli) -> int:
     if not paths:
         print("odin users update: nothing to change (see --help)", file=sys.stderr)
         return 2
-    updated = (await cli.stub.UpdateUser(pb.UpdateUserRequest(user=user, update_mask=field_mask_pb2.FieldMask(
-        paths=paths)), metadata=await cli.metadata(), timeout=10)).user
+    updated = (await cli.call(cli.stub.UpdateUser, pb.UpdateUserRequest(user=user, update_mask=field_mask_pb2.FieldMask(
+        paths=paths)), timeout=10)).user
     _show(args, message_dict(updated), f"updated {updated.name}: {', '.join(paths)}")
     return 0
 
 
 async def _users_delete(args: argparse.Namespace, cli: AuthCli) -> int:
-    await cli.stub.DeleteUser(pb.DeleteUserRequest(name=f"users/{args.username}"), metadata=await cli.metadata(),
-                              timeout=10)
+    await cli.call(cli.stub.DeleteUser, pb.DeleteUserRequest(name=f"users/{args.username}"), timeout=10)
     print(f"deleted users/{args.username}")
     return 0
 
@@ -217,8 +218,8 @@ async def _tokens_create(args: argparse.Namespace, cli: AuthCli) -> int:
         except ValueError as exc:
             print(f"odin tokens create: --expires-in {exc}", file=sys.stderr)
             return 2
-    created = (await cli.stub.CreateApiToken(pb.CreateApiTokenRequest(parent=f"users/{args.user}", api_token=spec),
-                                             metadata=await cli.metadata(), timeout=10)).api_token
+    request = pb.CreateApiTokenRequest(parent=f"users/{args.user}", api_token=spec)
+    created = (await cli.call(cli.stub.CreateApiToken, request, timeout=10)).api_token
     if args.json:
         print_json(message_dict(created))
         return 0
@@ -227,8 +228,8 @@ async def _tokens_create(args: argparse.Namespace, cli: AuthCli) -> int:
 
 
 async def _tokens_list(args: argparse.Namespace, cli: AuthCli) -> int:
-    reply = await cli.stub.ListApiTokens(pb.ListApiTokensRequest(parent=f"users/{args.user}", page_size=500),
-                                         metadata=await cli.metadata(), timeout=10)
+    reply = await cli.call(cli.stub.ListApiTokens, pb.ListApiTokensRequest(parent=f"users/{args.user}", page_size=500),
+                           timeout=10)
     if args.json:
         print_json({"api_tokens": [message_dict(t) for t in reply.api_tokens]})
         return 0
@@ -239,8 +240,7 @@ async def _tokens_list(args: argparse.Namespace, cli: AuthCli) -> int:
 
 
 async def _tokens_revoke(args: argparse.Namespace, cli: AuthCli) -> int:
-    revoked = (await cli.stub.RevokeApiToken(pb.RevokeApiTokenRequest(name=args.name), metadata=await cli.metadata(),
-                                             timeout=10)).api_token
+    revoked = (await cli.call(cli.stub.RevokeApiToken, pb.RevokeApiTokenRequest(name=args.name), timeout=10)).api_token
     print(f"revoked {revoked.name}")
     return 0
 

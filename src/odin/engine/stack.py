@@ -72,4 +72,5 @@ def _scratch(scratch: Path | None) -> Path:
 def _local_executor() -> Executor:
     from odin_scheduler.executor.local import LocalExecutor
 
-    return LocalExecutor()
+    # Embedded, tasks belong to the embedding program and run as its user (no scheduler secrets to guard).
+    return LocalExecutor(task_user_name=None)

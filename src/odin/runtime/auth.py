@@ -12,12 +12,19 @@ Bearer tokens are either access JWTs (verified locally with the JWKS) or API tok
 (`odin_…`), which only the auth service can look up: a service with `auth_address` exchanges
 them there for a JWT (`AuthService.ExchangeApiToken`) and remembers the answer for a minute.
 Health and reflection are always open.
+
+Revocation: each access token carries its user's token version (`ver`). A service with
+`auth_address` and `auth_token_file` polls `AuthService.ListTokenRevocations` (every
+`auth_revocation_poll_seconds`, default 2 s) and refuses tokens below a user's minimum version
+with UNAUTHENTICATED reason `TOKEN_REVOKED`, so a disabled user is locked out within seconds
+rather than when their token expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import dataclasses
 import hashlib
@@ -57,10 +64,16 @@ LOCAL_IDENTITY = Identity("local", Role.ADMIN)
 _API_TOKEN_CACHE_SECONDS = 60.0
 
 # The calls one Odin service makes to another under its own token: all the robot may do.
+# Found by following `authenticated_channel`: the revocation feed (every service), audit records
+# (every service), midgard's node polls and job attribution, and the scheduler rendering a stored
+# pipeline when no user is behind the call (a schedule firing).
 SERVICE_CALLS = frozenset({
     "/odin.auth.v1.AuthService/ListTokenRevocations",
     "/odin.auth.v1.AuditService/WriteAuditRecords",
     "/odin.midgard.v1.AgentService/GetNodeInfo",
+    "/odin.scheduler.v1.SchedulerService/ListJobs",
+    "/odin.scheduler.v1.SchedulerService/ListTasks",
+    "/odin.pipelines.v1.PipelinesService/RenderPipeline",
 })
 
 
@@ -99,15 +112,22 @@ class AuthInterceptor(WrappingInterceptor):
     """Refuses calls without a valid token (UNAUTHENTICATED) or the role the RPC needs (PERMISSION_DENIED)."""
 
     def __init__(self, *, verifier: TokenVerifier | None = None, api_tokens: ApiTokenResolver | None = None,
-                 disabled: bool = False) -> None:
+                 disabled: bool = False, revocations: RevocationFeed | None = None) -> None:
         self.verifier = verifier
         self.api_tokens = api_tokens
         self.disabled = disabled
+        self.revocations = revocations
         self.rules: dict[str, Rule] = {}
+        if revocations is not None and verifier is not None:
+            revocations.on_revoked = verifier.forget
 
-    def use(self, verifier: TokenVerifier, api_tokens: ApiTokenResolver | None) -> None:
+    def use(self, verifier: TokenVerifier, api_tokens: ApiTokenResolver | None,
+            revocations: RevocationFeed | None = None) -> None:
         """Verifies with these (the auth service verifies with its own keys and store)."""
         self.verifier, self.api_tokens = verifier, api_tokens
+        if revocations is not None:
+            self.revocations = revocations
+            revocations.on_revoked = verifier.forget
 
     def register(self, service: str, roles: Mapping[str, Rule] | None) -> None:
         """Adds `service`'s role table (method name → rule); unlisted methods need ADMIN."""
@@ -173,10 +193,14 @@ class AuthInterceptor(WrappingInterceptor):
             if self.api_tokens is None:
                 raise Unauthenticated("this service cannot check API tokens (no auth_address); send an access "
                                       "token from AuthService.ExchangeApiToken", reason="API_TOKEN_NOT_ACCEPTED")
-            return await self.api_tokens(bearer)
-        if self.verifier is None:
+            identity = await self.api_tokens(bearer)
+        elif self.verifier is None:
             raise Unavailable("this service cannot verify tokens yet", reason="AUTH_NOT_READY")
-        return await self.verifier.verify(bearer)
+        else:
+            identity = await self.verifier.verify(bearer)
+        if self.revocations is not None:
+            await self.revocations.check(identity)
+        return identity
 
 
 def allowed(identity: Identity, method: str, required: Rule) -> bool:
@@ -217,7 +241,15 @@ def interceptor_from_config(config: Any) -> AuthInterceptor:
         return AuthInterceptor()
     verifier = TokenVerifier(KeyCache(fetch), settings)
     exchange = RemoteApiTokens(config.auth_address, verifier) if config.auth_address else None
-    return AuthInterceptor(verifier=verifier, api_tokens=exchange)
+    feed = None
+    if config.auth_address and config.auth_token_file:
+        own = ServiceToken(config.auth_token_file, config.auth_address)
+        interval = float(getattr(config, "auth_revocation_poll_seconds", DEFAULT_POLL_SECONDS))
+        feed = RevocationFeed(remote_revocations(config.auth_address, own), interval_seconds=interval)
+    elif config.auth_address:
+        log.warning("no auth_token_file: revoked tokens keep working here until they expire",
+                    extra={"setting": "auth_token_file"})
+    return AuthInterceptor(verifier=verifier, api_tokens=exchange, revocations=feed)
 
 
 def check_configured(interceptor: AuthInterceptor, prefix: str) -> None:
@@ -240,6 +272,101 @@ def _auth_service_fetch(address: str) -> JwksFetch:
             reply = await auth_pb2_grpc.AuthServiceStub(channel).GetJwks(auth_pb2.GetJwksRequest(), timeout=5)
         loaded: Mapping[str, Any] = json_format.MessageToDict(reply, preserving_proto_field_name=True)
         return loaded
+
+    return fetch
+
+
+# ---- the revocation feed -------------------------------------------------------------------
+
+DEFAULT_POLL_SECONDS = 2.0
+# How long the first call waits for the feed before going ahead without it.
+_FIRST_LOAD_SECONDS = 3.0
+_FEED_PAGE = 10_000
+# (after_seq, page size) → ([(username, min version, seq)], latest seq)
+RevocationFetch = Callable[[int, int], Awaitable[tuple[list[tuple[str, int, int]], int]]]
+
+
+class RevocationFeed:
+    """The lowest accepted token version per user, kept current by polling the auth service.
+
+    Started by the first authenticated call (the interceptor is built before the event loop
+    runs). If the auth service cannot be reached the feed keeps what it has and retries: an
+    outage of auth must not take down every service, and tokens still expire on their own.
+    """
+
+    def __init__(self, fetch: RevocationFetch, *, interval_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+        self._fetch = fetch
+        self.interval_seconds = interval_seconds
+        self.minimum: dict[str, int] = {}
+        self.seq = 0
+        self.on_revoked: Callable[[str], object] = lambda username: None
+        self._task: asyncio.Task[None] | None = None
+        self._loaded = asyncio.Event()
+
+    async def check(self, identity: Identity) -> None:
+        """Raises UNAUTHENTICATED `TOKEN_REVOKED` when `identity`'s token is older than its user's minimum."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="odin-revocation-feed")
+        if not self._loaded.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loaded.wait(), _FIRST_LOAD_SECONDS)
+        if identity.token_version < self.minimum.get(identity.username, 0):
+            raise Unauthenticated("the token was revoked (account or permissions changed); refresh or log in again",
+                                  reason="TOKEN_REVOKED")
+
+    async def poll_once(self) -> None:
+        while True:
+            entries, latest = await self._fetch(self.seq, _FEED_PAGE)
+            for username, min_version, seq in entries:
+                if min_version > self.minimum.get(username, 0):
+                    self.minimum[username] = min_version
+                    self.on_revoked(username)
+                self.seq = max(self.seq, seq)
+            if len(entries) < _FEED_PAGE:
+                self.seq = max(self.seq, latest)
+                return
+
+    async def _run(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self.poll_once()
+                self._loaded.set()
+                if failing:
+                    log.info("the revocation feed is back")
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot read the revocation feed; retrying", extra={"error": repr(exc)})
+                failing = True
+                self._loaded.set()  # do not hold up calls while auth is away
+            await asyncio.sleep(self.interval_seconds)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def remote_revocations(address: str, own: ServiceToken) -> RevocationFetch:
+    """Reads the feed from the auth service at `address` with this service's own token."""
+    from odin.auth.v1 import auth_pb2, auth_pb2_grpc
+
+    channel: aio.Channel | None = None
+
+    async def fetch(after_seq: int, limit: int) -> tuple[list[tuple[str, int, int]], int]:
+        nonlocal channel
+        if channel is None:
+            channel = aio.insecure_channel(address)
+        bearer = await own.bearer()
+        metadata = (("authorization", f"Bearer {bearer}"),) if bearer else ()
+        reply = await auth_pb2_grpc.AuthServiceStub(channel).ListTokenRevocations(
+            auth_pb2.ListTokenRevocationsRequest(after_seq=after_seq, page_size=limit), metadata=metadata, timeout=5)
+        entries = [(r.user.removeprefix("users/"), int(r.min_token_version), int(r.seq)) for r in reply.revocations]
+        return entries, int(reply.latest_seq)
 
     return fetch
 
@@ -290,14 +417,15 @@ async def exchange_api_token(address: str, token: str) -> str:
 class ServiceToken:
     """The bearer a service sends on its own calls: `auth_token_file` holds a JWT or an API token.
 
-    An API token is exchanged at `auth_address` and the JWT reused until a minute before it expires.
+    The file is read on every call (the auth service renews the robot's expiring token in place); an
+    API token is exchanged at `auth_address` and the JWT reused until a minute before it expires.
     """
 
     def __init__(self, token_file: Path | None, auth_address: str, clock: Callable[[], float] = time.time) -> None:
         self.token_file = token_file
         self.auth_address = auth_address
         self._clock = clock
-        self._access: tuple[str, float] | None = None
+        self._access: tuple[str, str, float] | None = None
 
     async def bearer(self) -> str | None:
         secret = await asyncio.to_thread(_read_secret, self.token_file)
@@ -305,11 +433,12 @@ class ServiceToken:
             return None
         if not secret.startswith(API_TOKEN_PREFIX):
             return secret
-        if self._access and self._access[1] - 60 > self._clock():
-            return self._access[0]
+        # Keyed by the secret: the auth service rewrites the file when it renews the robot's token.
+        if self._access and self._access[0] == secret and self._access[2] - 60 > self._clock():
+            return self._access[1]
         access = await exchange_api_token(self.auth_address, secret)
         expires = float(json.loads(_jwt_payload(access)).get("exp", 0))
-        self._access = (access, expires)
+        self._access = (secret, access, expires)
         return access
 
 

@@ -95,10 +95,13 @@ class Identity:
         """The caller's role in `project` (a bare id); ANONYMOUS when not a member.
 
         Admins are admins everywhere; in the default project everyone has their global role
-        (so a single-team setup needs no memberships); elsewhere only memberships count.
+        (so a single-team setup needs no memberships); elsewhere only memberships count. The
+        robot is a viewer everywhere (it can reach only SERVICE_CALLS anyway).
         """
         if self.is_service:
-            return Role.ANONYMOUS
+            # The robot reads across projects, but only through SERVICE_CALLS (the interceptor's gate),
+            # e.g. midgard's job attribution and a schedule's RenderPipeline.
+            return Role.VIEWER
         if self.role is Role.ADMIN:
             return Role.ADMIN
         implicit = self.role if project == DEFAULT_PROJECT else Role.ANONYMOUS
@@ -111,8 +114,8 @@ class Identity:
         return max([self.role, *self.projects.values()])
 
     def visible_projects(self) -> frozenset[str] | None:
-        """The projects whose resources the caller may read; None means every project (admins)."""
-        if self.role is Role.ADMIN:
+        """The projects whose resources the caller may read; None means every project (admins, the robot)."""
+        if self.role is Role.ADMIN or self.is_service:
             return None
         members = {p for p, r in self.projects.items() if r >= Role.VIEWER}
         if self.role >= Role.VIEWER and not self.is_service:
@@ -182,6 +185,9 @@ def sign_access_token(
         claims["sid"] = identity.session
     if identity.api_token:
         claims["tok"] = identity.api_token
+    if identity.projects:
+        claims["prj"] = {project: role.name.lower() for project, role in sorted(identity.projects.items())}
+    claims["ver"] = identity.token_version
     token = jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
     return token, float(int(expires))
 
@@ -274,9 +280,18 @@ class TokenVerifier:
         subject = str(claims["sub"])
         if not subject.startswith("users/") or len(subject) <= len("users/"):
             raise Unauthenticated("the token has no valid subject", reason="TOKEN_INVALID")
+        # Tokens from before projects have no `prj`/`ver`: version 0, no memberships (rolling upgrades).
         return Identity(subject.removeprefix("users/"), Role.from_claim(claims["role"]),
                         session=str(claims.get("sid", "")), api_token=str(claims.get("tok", "")),
-                        expires_at=float(claims["exp"]))
+                        expires_at=float(claims["exp"]), projects=_memberships(claims.get("prj", {})),
+                        token_version=_version(claims.get("ver", 0)))
+
+    def forget(self, username: str) -> int:
+        """Drops the cached identities of `username` (their tokens were revoked); how many."""
+        stale = [token for token, identity in self._cache.items() if identity.username == username]
+        for token in stale:
+            self._cache.pop(token, None)
+        return len(stale)
 
     def decode(self, token: str, key: Ed25519PublicKey) -> dict[str, Any]:
         try:
@@ -289,6 +304,22 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not valid", reason="TOKEN_INVALID") from None
         return claims
+
+
+_MEMBER_ROLES = {"viewer": Role.VIEWER, "user": Role.USER, "admin": Role.ADMIN}
+
+
+def _memberships(claim: object) -> dict[str, Role]:
+    """The `prj` claim ({project: role name}); anything else makes the token invalid."""
+    if not isinstance(claim, dict) or not all(isinstance(v, str) and v in _MEMBER_ROLES for v in claim.values()):
+        raise Unauthenticated("the token's project memberships are malformed", reason="TOKEN_INVALID")
+    return {str(project): _MEMBER_ROLES[role] for project, role in claim.items()}
+
+
+def _version(claim: object) -> int:
+    if not isinstance(claim, int) or isinstance(claim, bool) or claim < 0:
+        raise Unauthenticated("the token's version is malformed", reason="TOKEN_INVALID")
+    return claim
 
 
 def _header(token: str) -> dict[str, Any]:

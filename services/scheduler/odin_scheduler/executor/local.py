@@ -45,7 +45,7 @@ POLL_SECONDS = 0.2
 class LocalExecutor(NoPlatformHooks):
     name = "local"
 
-    def __init__(self, kill_grace_seconds: float = 5.0, task_user_name: str = DEFAULT_TASK_USER,
+    def __init__(self, kill_grace_seconds: float = 5.0, task_user_name: str | None = DEFAULT_TASK_USER,
                  is_root: Callable[[], bool] = task_user.is_root) -> None:  # fmt: skip
         self.kill_grace_seconds = kill_grace_seconds
         # None: tasks run as the scheduler's own user (it is not root; the start log said what that means).

@@ -47,8 +47,13 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def resolve(name: str, root: Callable[[], bool] = is_root) -> TaskUser | None:
-    """The user tasks run as: `name` when the scheduler is root (None: the scheduler's own user)."""
+def resolve(name: str | None, root: Callable[[], bool] = is_root) -> TaskUser | None:
+    """The user tasks run as: `name` when the scheduler is root (None: the scheduler's own user).
+
+    `name` None is the embedded engine's choice: tasks are the embedding program's own and run as it, silently.
+    """
+    if name is None:
+        return None
     if not root():
         log.warning(privilege_notice(_own_user()))
         return None
