@@ -38,28 +38,32 @@ def _load_descriptors() -> None:
         importlib.import_module(module)
 
 
-def _needs(rule: object) -> str:
-    from odin.runtime.auth import ProjectRole
+def _row(service: str, method: str, rule: object) -> str:
+    """One RPC: its scope, then which roles may call it (in that scope), then the robot."""
+    from odin.runtime.auth import SERVICE_CALLS, ProjectRole
     from odin.runtime.tokens import Role
 
-    if isinstance(rule, ProjectRole):
-        return f"{rule.role.name.lower()} in the project"
-    assert isinstance(rule, Role)
-    return "open (no token)" if rule is Role.ANONYMOUS else f"{rule.name.lower()} (global)"
+    needed = rule.role if isinstance(rule, ProjectRole) else rule
+    assert isinstance(needed, Role)
+    if needed is Role.ANONYMOUS:
+        scope = "open (no token needed)"
+    else:
+        scope = "the resource's project" if isinstance(rule, ProjectRole) else "global role"
+    cells = ["✓" if role >= needed else "" for role in (Role.VIEWER, Role.USER, Role.ADMIN)]
+    robot = "✓" if f"/{service}/{method}" in SERVICE_CALLS else ""
+    return f"| {service.rsplit('.', 1)[-1]} | {method} | {scope} | {' | '.join(cells)} | {robot} |"
 
 
 def render() -> str:
-    from odin.runtime.auth import SERVICE_CALLS
     from odin.runtime.tokens import Role
 
     _load_descriptors()
-    lines = [START, "", "| Service | RPC | Needs | Service robot |", "|---|---|---|---|"]
+    lines = [START, "", "| Service | RPC | Role checked in | viewer | user | admin | service robot |",
+             "|---|---|---|---|---|---|---|"]
     for service, module, attribute in TABLES:
         table: Mapping[str, object] = getattr(importlib.import_module(module), attribute)
         for method in descriptor_pool.Default().FindServiceByName(service).methods:
-            rule = table.get(method.name, Role.ADMIN)
-            robot = "yes" if f"/{service}/{method.name}" in SERVICE_CALLS else ""
-            lines.append(f"| {service.rsplit('.', 1)[-1]} | {method.name} | {_needs(rule)} | {robot} |")
+            lines.append(_row(service, method.name, table.get(method.name, Role.ADMIN)))
     lines += ["", END]
     return "\n".join(lines)
 
