@@ -3,12 +3,11 @@
 
     python deploy/make_secrets.py --dev | kubectl apply -f -
         odin-postgres (a random password), odin-database (URLs of the in-cluster PostgreSQL), odin-auth-keys
-        (a new signing key), odin-admin (a random bootstrap password)
+        (a new signing key), odin-admin (a random bootstrap password), odin-service-token (empty: the auth
+        service writes the service robot's expiring token into it and renews it)
     python deploy/make_secrets.py --external --auth-database-url URL --scheduler-database-url URL | kubectl apply -f -
         the same for an external PostgreSQL (URLs may also come from ODIN_DEPLOY_AUTH_DATABASE_URL and
         ODIN_DEPLOY_SCHEDULER_DATABASE_URL, which keeps passwords out of the shell history)
-    python deploy/make_secrets.py --service-token-file FILE | kubectl apply -f -
-        odin-service-token, the API token the services call each other with (docs/deploy.md, step 5)
     kubectl -n odin get secret odin-auth-keys -o json |
         python deploy/make_secrets.py --rotate-auth-keys | kubectl apply -f -
         a new signing key (the old one keeps verifying until the tokens it signed have expired)
@@ -79,6 +78,8 @@ def suite_secrets(auth_url: str, scheduler_url: str, namespace: str) -> list[dic
         secret("odin-database", {"auth-url": auth_url.encode(), "scheduler-url": scheduler_url.encode()}, namespace),
         secret("odin-auth-keys", auth_keys(), namespace),
         secret("odin-admin", {"password": secrets.token_urlsafe(18).encode()}, namespace),
+        # Empty: the auth service creates the service robot and keeps its expiring token here (odin_auth.robot).
+        secret("odin-service-token", {}, namespace),
     ]
 
 
@@ -96,7 +97,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dev", action="store_true", help="secrets for the dev overlay (in-cluster PostgreSQL)")
     mode.add_argument("--external", action="store_true", help="secrets for an external PostgreSQL (the URLs below)")
-    mode.add_argument("--service-token-file", type=Path, help="odin-service-token from a file holding the token")
     mode.add_argument("--rotate-auth-keys", action="store_true", help="read odin-auth-keys (JSON) on stdin, rotate")
     parser.add_argument("--auth-database-url", default=os.environ.get("ODIN_DEPLOY_AUTH_DATABASE_URL", ""))
     parser.add_argument("--scheduler-database-url", default=os.environ.get("ODIN_DEPLOY_SCHEDULER_DATABASE_URL", ""))
@@ -108,11 +108,6 @@ def build(args: argparse.Namespace) -> list[dict[str, Any]]:
         return dev_secrets(args.namespace)
     if args.rotate_auth_keys:
         return [rotated_keys_secret(json.load(sys.stdin))]
-    if args.service_token_file:
-        token = args.service_token_file.read_text().strip()
-        if not token:
-            raise SystemExit(f"make_secrets: {args.service_token_file} is empty")
-        return [secret("odin-service-token", {"token": token.encode()}, args.namespace)]
     for flag, url in (("--auth-database-url", args.auth_database_url),
                       ("--scheduler-database-url", args.scheduler_database_url)):
         if not url.startswith("postgresql://"):

@@ -193,6 +193,8 @@ class Suite:
         host, port = addresses[spec.name].rsplit(":", 1)
         env = {**os.environ, f"{spec.prefix}_HOST": host, f"{spec.prefix}_PORT": port}
         env.update(spec.env(self.state_dir, addresses))
+        # Clients reach the suite through its Envoy, which appends the address it saw to x-forwarded-for.
+        env.setdefault(f"{spec.prefix}_TRUSTED_PROXY_HOPS", "1")
         if spec.name != "auth":
             env[f"{spec.prefix}_AUTH_ADDRESS"] = addresses["auth"]
             # The services' own calls to each other use the API token the auth service writes here.

@@ -11,11 +11,11 @@ import grpc
 import pytest
 from auth_helpers import AuthService, failure, start_auth
 from grpc import aio
-from odin_auth.client_address import client_address
 from odin_auth.throttle import LoginThrottle
 
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
+from odin.runtime.client_address import client_address
 from odin.runtime.errors import ResourceExhausted
 
 FAILED = {"code": grpc.StatusCode.UNAUTHENTICATED, "reason": "LOGIN_FAILED"}

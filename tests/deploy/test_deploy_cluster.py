@@ -173,3 +173,21 @@ def test_rbac_allows_what_the_services_use(dev_applied: Kubectl) -> None:
 def test_rbac_denies_everything_else(dev_applied: Kubectl) -> None:
     granted = [case for case in DENIED if _can_i(dev_applied, *case)]
     assert not granted, f"allowed but never needed: {granted}"
+
+
+AUTH = "system:serviceaccount:odin:odin-auth"
+
+
+def test_auth_may_read_and_patch_the_service_token_secret_only(dev_applied: Kubectl) -> None:
+    def can(verb: str, target: str) -> bool:
+        result = dev_applied.run("auth", "can-i", verb, target, "-n", "odin", f"--as={AUTH}", check=False)
+        if result.returncode not in (0, 1):
+            raise AssertionError(f"kubectl auth can-i failed: {result.stderr}")
+        return result.returncode == 0
+
+    assert can("get", "secrets/odin-service-token") and can("patch", "secrets/odin-service-token")
+    granted = [(verb, target) for verb, target in (
+        ("list", "secrets"), ("create", "secrets"), ("get", "secrets/odin-auth-keys"), ("get", "secrets/odin-admin"),
+        ("patch", "secrets/odin-database"), ("delete", "secrets/odin-service-token"), ("list", "pods"),
+    ) if can(verb, target)]
+    assert not granted, f"allowed but never needed: {granted}"

@@ -92,8 +92,10 @@ def test_every_container_is_hardened(rendered: dict[str, Objects], overlay: str)
             assert "readinessProbe" in container and "livenessProbe" in container, name
             if name in SERVICES or name == "odin-midgard-agent":
                 assert "grpc" in container["readinessProbe"] and "grpc" in container["startupProbe"], name
+        # Only what calls the Kubernetes API: the scheduler (tasks), midgard (agents, pods), auth (the robot's
+        # token Secret).
         assert spec.get("automountServiceAccountToken") == (name in {"odin-scheduler", "odin-midgard",
-                                                                     "odin-midgard-agent"}), name
+                                                                     "odin-midgard-agent", "odin-auth"}), name
 
 
 def test_agent_gets_host_pids_and_nothing_more(rendered: dict[str, Objects]) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc
-from odin.runtime.auth import DEFAULT_POLL_SECONDS, RevocationFeed
+from odin.runtime.auth import RevocationFeed
 from odin.runtime.config import ConfigError, load_config
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
 from odin.runtime.tokens import LEEWAY_SECONDS, KeyCache, TokenSettings, TokenVerifier, jwks_document
@@ -27,7 +27,15 @@ from odin_auth.audit import register_audit
 from odin_auth.core import AuthCore
 from odin_auth.keyring import KeyRing
 from odin_auth.passwords import Argon2Parameters, Passwords
-from odin_auth.robot import SERVICE_USER, ensure_robot, keep_token_fresh, renew_token_file
+from odin_auth.robot import (
+    SERVICE_USER,
+    FileTokenStore,
+    TokenStore,
+    ensure_robot,
+    keep_token_fresh,
+    renew_token_file,
+    secret_token_store,
+)
 from odin_auth.servicer import ROLES, AuthServicer
 from odin_auth.store import Database, Store
 from odin_auth.throttle import LoginThrottle
@@ -57,12 +65,10 @@ class AuthConfig(ServerConfig):
     # own calls (their `auth_token_file`); it expires after `service_token_hours` and is renewed
     # (the file rewritten) once half of that has passed.
     bootstrap_service_token_file: Path | None = None
+    # Or a Kubernetes Secret (`namespace/name`, or `name` in the pod's namespace) the other services mount.
+    bootstrap_service_token_secret: str = ""
     service_token_hours: float = 24.0
-    # Proxies in front of this service that append to x-forwarded-for (the suite's Envoy: 1).
-    # 0: the peer address is the client. More than the real number lets clients pick their key.
-    trusted_proxy_hops: int = 1
     refresh_token_gc_minutes: float = 60.0  # how often expired refresh tokens are deleted
-    revocation_poll_seconds: float = DEFAULT_POLL_SECONDS  # this service's own revocation check
 
 
 def build_core(config: AuthConfig) -> AuthCore:
@@ -102,7 +108,7 @@ async def setup(config: AuthConfig, runtime: ServiceRuntime) -> None:
         return [(r.username, r.min_version, r.seq) for r in rows], latest
 
     verifier = TokenVerifier(KeyCache(local_jwks, max_age_seconds=1.0, min_refresh_seconds=0.0), core.settings)
-    feed = RevocationFeed(local_revocations, interval_seconds=config.revocation_poll_seconds)
+    feed = RevocationFeed(local_revocations, interval_seconds=config.auth_revocation_poll_seconds)
     runtime.auth.use(verifier, core.api_token_identity, feed)
     runtime.on_stop(feed.close)
     runtime.add_dependency_check("store", lambda: asyncio.to_thread(core.store.db.ping))
@@ -112,23 +118,39 @@ async def setup(config: AuthConfig, runtime: ServiceRuntime) -> None:
     register_audit(runtime, core.store.db)
 
 
+def robot_token_store(config: AuthConfig) -> TokenStore | None:
+    """Where the robot's token goes: the file, the Kubernetes Secret, or nowhere (no robot)."""
+    if config.bootstrap_service_token_file and config.bootstrap_service_token_secret:
+        raise ConfigError("set one of ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_FILE and "
+                          "ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_SECRET, not both")
+    if config.bootstrap_service_token_file:
+        return FileTokenStore(config.bootstrap_service_token_file)
+    if config.bootstrap_service_token_secret:
+        try:
+            return secret_token_store(config.bootstrap_service_token_secret)
+        except Exception as exc:  # no in-cluster credentials, no namespace file
+            raise ConfigError(f"ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_SECRET: cannot reach the Kubernetes API: "
+                              f"{exc}") from None
+    return None
+
+
 async def bootstrap(config: AuthConfig, core: AuthCore, runtime: ServiceRuntime) -> None:
     if config.trusted_proxy_hops < 0:
         raise ConfigError("ODIN_AUTH_TRUSTED_PROXY_HOPS: must be 0 or more")
     # The robot first: an old admin robot must not count as "an admin exists" for the bootstrap admin.
     robot = await asyncio.to_thread(core.store.get_user, SERVICE_USER)
-    if config.bootstrap_service_token_file or robot is not None:
+    store = robot_token_store(config)
+    if store is not None or robot is not None:
         await ensure_robot(core)
     if config.bootstrap_admin_username:
         await core.bootstrap_admin(config.bootstrap_admin_username, _bootstrap_password(config))
     stopping = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
-    if config.bootstrap_service_token_file:
+    if store is not None:
         lifetime = config.service_token_hours * 3600
-        # Written before serving: the other services may already be waiting for the file.
-        await renew_token_file(core, config.bootstrap_service_token_file, lifetime)
-        tasks.append(asyncio.create_task(keep_token_fresh(core, config.bootstrap_service_token_file, lifetime,
-                                                          stopping)))
+        # Written before serving: the other services may already be waiting for the token.
+        await renew_token_file(core, store, lifetime)
+        tasks.append(asyncio.create_task(keep_token_fresh(core, store, lifetime, stopping)))
     tasks.append(asyncio.create_task(_collect_refresh_tokens(core, config.refresh_token_gc_minutes * 60, stopping)))
 
     async def stop() -> None:

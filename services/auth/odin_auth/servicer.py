@@ -8,11 +8,11 @@ from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.runtime import paging
 from odin.runtime.auth import ProjectRole, Rule, current_identity
+from odin.runtime.client_address import client_address
 from odin.runtime.errors import InvalidArgument
 from odin.runtime.projects import project_id
 from odin.runtime.timestamps import from_seconds
 from odin.runtime.tokens import Identity, Role, public_jwk
-from odin_auth.client_address import client_address
 from odin_auth.core import AuthCore, TokenPair, validate_profile, validate_username
 from odin_auth.passwords import validate_new_password
 from odin_auth.projects import MEMBER_ROLES, Projects

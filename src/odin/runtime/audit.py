@@ -27,6 +27,7 @@ from grpc import aio
 
 from odin.auth.v1 import auth_pb2
 from odin.runtime.audit_sink import AuditSink, LogSink
+from odin.runtime.client_address import client_address
 from odin.runtime.errors import Unauthenticated
 from odin.runtime.interceptors import UnaryBehavior, WrappingInterceptor, code_name
 from odin.runtime.timestamps import from_seconds
@@ -57,8 +58,9 @@ def is_mutating(method: Any) -> bool:
 class AuditLog:
     """The runtime's audit: which methods are recorded, the two interceptors and the sink."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, trusted_proxy_hops: int = 0) -> None:
         self.service = service
+        self.trusted_proxy_hops = trusted_proxy_hops
         self.methods: set[str] = set()
         self.sink: AuditSink = LogSink()
         self.recorder = AuditRecorder(self)
@@ -86,16 +88,17 @@ class AuditLog:
         return self._chosen
 
     def record(self, method: str, request: Any, context: aio.ServicerContext, actor: str, result: str) -> None:
-        self.sink.submit(build_record(self.service, method, request, context, actor, result))
+        self.sink.submit(build_record(self.service, method, request, context, actor, result, self.trusted_proxy_hops))
 
 
 def build_record(service: str, method: str, request: Any, context: aio.ServicerContext, actor: str,
-                 result: str) -> auth_pb2.AuditRecord:
+                 result: str, trusted_proxy_hops: int = 0) -> auth_pb2.AuditRecord:
     """The record of one call: named fields of the request only, each cut to a bounded length."""
     resource, project, request_id = _what(request)
     return auth_pb2.AuditRecord(
         time=from_seconds(time.time()), actor=f"users/{actor}" if actor else "", method=method,
-        resource=resource, project=project, request_id=request_id, result=result, client=_client(context),
+        resource=resource, project=project, request_id=request_id, result=result,
+        client=_client(context, trusted_proxy_hops),
         service=service,
     )
 
@@ -207,12 +210,9 @@ def _cut(value: str) -> str:
     return value if len(value) <= _MAX_FIELD else value[:_MAX_FIELD] + "…"
 
 
-def _client(context: aio.ServicerContext) -> str:
-    """The peer as gRPC saw it, without the `ipv4:`/`ipv6:` scheme."""
-    try:
-        peer = str(context.peer() or "")
-    except Exception:  # a context without a transport (tests)
-        return ""
+def _client(context: aio.ServicerContext, trusted_hops: int) -> str:
+    """The caller's address (behind `trusted_hops` proxies, the one they forwarded), without a scheme."""
+    peer = client_address(context, trusted_hops)
     for scheme in ("ipv4:", "ipv6:"):
         peer = peer.removeprefix(scheme)
     return _cut(peer)

@@ -244,7 +244,7 @@ def interceptor_from_config(config: Any) -> AuthInterceptor:
     feed = None
     if config.auth_address and config.auth_token_file:
         own = ServiceToken(config.auth_token_file, config.auth_address)
-        interval = float(getattr(config, "auth_revocation_poll_seconds", DEFAULT_POLL_SECONDS))
+        interval = float(config.auth_revocation_poll_seconds)
         feed = RevocationFeed(remote_revocations(config.auth_address, own), interval_seconds=interval)
     elif config.auth_address:
         log.warning("no auth_token_file: revoked tokens keep working here until they expire",

@@ -54,6 +54,11 @@ class ServerConfig:
     auth_issuer: str = DEFAULT_ISSUER
     auth_audience: str = DEFAULT_AUDIENCE
     auth_token_file: Path | None = None  # this service's own bearer (JWT or API token) for outgoing calls
+    # How often the revocation feed of the auth service is polled (needs auth_address and auth_token_file).
+    auth_revocation_poll_seconds: float = 2.0
+    # Proxies in front of this service whose `x-forwarded-for` entries are trusted (1 behind Envoy, 0 when
+    # clients connect directly): the client address of audit records and of the login throttle.
+    trusted_proxy_hops: int = 0
 
 
 DependencyCheck = Callable[[], Awaitable[bool]]
@@ -72,7 +77,7 @@ class ServiceRuntime:
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._health = health.aio.HealthServicer()
         self.auth = auth.interceptor_from_config(config)
-        self.audit = AuditLog(name)
+        self.audit = AuditLog(name, config.trusted_proxy_hops)
         # Order matters: errors map everything; the audit recorder sees refused calls too; the decode
         # guard runs after authentication (see DecodeGuard).
         self.server = aio.server(
