@@ -48,6 +48,8 @@ class GatewaySettings:
     max_request_bytes: int = 8 * 1024 * 1024
     health_check_interval_seconds: float = 2.0
     read_retries: int = 2
+    # The web console's built files (ui/dist), served at `/`; None serves no console.
+    ui_dir: Path | None = None
 
     def __post_init__(self) -> None:
         missing = sorted(set(PUBLIC_SERVICES.values()) - set(self.upstreams))
@@ -64,6 +66,39 @@ def _split(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+@dataclass(frozen=True)
+class UiFile:
+    """One file of the built console and the URL path Envoy answers it at."""
+
+    path: str
+    file: Path
+    content_type: str
+    cache_control: str
+
+
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".png": "image/png",
+                  ".json": "application/json", ".ico": "image/x-icon", ".txt": "text/plain; charset=utf-8",
+                  ".woff2": "font/woff2", ".map": "application/json"}
+
+
+def ui_files(ui_dir: Path | None) -> list[UiFile]:
+    """Every file of the built console; `index.html` also at `/`. Hashed assets are cached for good."""
+    if ui_dir is None:
+        return []
+    if not (ui_dir / "index.html").is_file():
+        raise ValueError(f"gateway: {ui_dir} has no index.html; build the console (cd ui && npm ci && npm run build)")
+    found: list[UiFile] = []
+    for file in sorted(p for p in ui_dir.rglob("*") if p.is_file()):
+        relative = file.relative_to(ui_dir).as_posix()
+        content_type = _CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+        cache = "public, max-age=31536000, immutable" if relative.startswith("assets/") else "no-cache"
+        found.append(UiFile("/" + relative, file.resolve(), content_type, cache))
+        if relative == "index.html":
+            found.append(UiFile("/", file.resolve(), content_type, cache))
+    return found
+
+
 def render(settings: GatewaySettings) -> str:
     """The Envoy bootstrap as YAML text."""
     methods = load_methods(settings.descriptor_set)
@@ -73,6 +108,7 @@ def render(settings: GatewaySettings) -> str:
     env.filters["port"] = lambda address: _split(address)[1]
     env.filters["upstream"] = PUBLIC_SERVICES.__getitem__
     template = env.from_string(TEMPLATE.read_text())
+    files = ui_files(settings.ui_dir)
     return template.render(
         s=settings,
         services=sorted(PUBLIC_SERVICES),
@@ -80,6 +116,8 @@ def render(settings: GatewaySettings) -> str:
         streams=[m for m in methods if m.server_streaming],
         reads=[m for m in methods if m.is_read and not m.server_streaming],
         open_paths=_open_paths(methods),
+        ui_files=files,
+        ui_max_bytes=max((f.file.stat().st_size for f in files), default=0) + 1024,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +12,16 @@ from odin.gateway.process import health, launch
 from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 NAME = "gateway"
+# The web console built from ui/ (`npm run build`, run by scripts/setup) in a source checkout.
+REPO_UI_DIR = Path(__file__).resolve().parents[3] / "ui" / "dist"
+
+
+def default_ui_dir() -> Path | None:
+    """The console's files: `$ODIN_UI_DIR` if set (empty: no console), else ui/dist when it was built."""
+    configured = os.environ.get("ODIN_UI_DIR")
+    if configured is not None:
+        return Path(configured) if configured else None
+    return REPO_UI_DIR if (REPO_UI_DIR / "index.html").is_file() else None
 
 
 def start(state_dir: Path, addresses: Mapping[str, str], listen: str, admin: str,
@@ -18,7 +29,8 @@ def start(state_dir: Path, addresses: Mapping[str, str], listen: str, admin: str
     """Starts Envoy for the suite's `addresses` and waits until it is ready; returns its suite.json entry.
 
     Access tokens are checked with the keys the auth service publishes (GET /v1/jwks, fetched
-    through the gateway itself), for the issuer and audience the suite's services use.
+    through the gateway itself), for the issuer and audience the suite's services use. The web
+    console is served at `/` when it was built (see `default_ui_dir`).
     """
     settings = GatewaySettings(
         listen=listen,
@@ -26,6 +38,7 @@ def start(state_dir: Path, addresses: Mapping[str, str], listen: str, admin: str
         upstreams={name: addresses[name] for name in sorted(set(PUBLIC_SERVICES.values()))},
         access_log=state_dir / "logs" / "gateway-access.log",
         jwt=JwtSettings(issuer=DEFAULT_ISSUER, audiences=(DEFAULT_AUDIENCE,)),
+        ui_dir=default_ui_dir(),
     )
     process = launch(render(settings), state_dir / NAME, admin, timeout, log_path=state_dir / "logs" / "gateway.log")
     return {"address": listen, "pid": process.pid, "admin_address": admin}

@@ -1,0 +1,100 @@
+"""The console's job page for a 1,000-task DAG: first render, then responsiveness while events stream in.
+
+    .venv/bin/python bench/ui_job_dag.py [--layers 10] [--width 100] [--parallelism 100]
+
+Runs a real job of `layers` x `width` tasks (each `true`, with two dependencies in the layer before) on
+the local executor of `odin dev up`, opens its page in Chromium while it runs and measures: navigation to
+every node drawn; then, until the job ends, the rate of task state changes the page applied (from
+WatchJob), the longest gap between animation frames, long tasks (> 50 ms, PerformanceObserver) and the
+latency of a click on a node until its task panel shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ui_common import chromium, login, median, suite
+
+PROBE = """() => {
+  window.__bench = {changes: 0, longTasks: [], maxGap: 0, last: performance.now(), start: performance.now()};
+  new MutationObserver((records) => { window.__bench.changes += records.length; })
+    .observe(document.querySelector('[data-testid=dag]'),
+             {attributes: true, attributeFilter: ['data-state'], subtree: true});
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__bench.longTasks.push(e.duration); })
+    .observe({entryTypes: ['longtask']});
+  const frame = (t) => { const b = window.__bench; b.maxGap = Math.max(b.maxGap, t - b.last); b.last = t;
+                         if (!b.stop) requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+}"""
+
+
+def pipeline(layers: int, width: int, parallelism: int) -> str:
+    lines = ["name: dag1000", f"parallelism: {parallelism}", "tasks:"]
+    for layer in range(layers):
+        for i in range(width):
+            lines += [f"  - name: t{layer}-{i}", "    image: x", "    command: [\"true\"]"]
+            if layer:
+                lines.append(f"    depends: [t{layer - 1}-{i}, t{layer - 1}-{(i + 1) % width}]")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, default=10)
+    parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--parallelism", type=int, default=100)
+    args = parser.parse_args(argv)
+    total = args.layers * args.width
+    with suite() as running, chromium() as browser:
+        page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+        login(page, running)
+        job = running.call("POST", "/v1/jobs", {"inline": {"mainYml": pipeline(args.layers, args.width,
+                                                                                args.parallelism)}})["job"]["name"]
+        page.goto(running.url + f"#/{job}", wait_until="commit")
+        page.locator("[data-testid=dag] g.node").nth(total - 1).wait_for(timeout=60_000)
+        drawn = float(page.evaluate("performance.now()"))
+        print(f"job page, {total}-task DAG while it runs ({args.parallelism} tasks at once on this machine): "
+              f"navigation to every node drawn {drawn:.0f} ms")
+        page.evaluate(PROBE)
+        clicks: list[float] = []
+        started = time.perf_counter()
+        for i in range(1000):
+            state = page.get_by_test_id("job-state").inner_text()
+            if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                break
+            name = f"t{i % args.layers}-{(i * 7) % args.width}"
+            t0 = time.perf_counter()
+            page.locator(f'[data-task="{name}"]').click()
+            page.locator("[data-testid=task-panel] h3", has_text=name).wait_for()
+            clicks.append((time.perf_counter() - t0) * 1000)
+            if time.perf_counter() - started > 300:
+                break
+        page.get_by_test_id("job-state").filter(has_text="SUCCEEDED").wait_for(timeout=600_000)
+        result = page.evaluate("() => { const b = window.__bench; b.stop = true; "
+                               "return {changes: b.changes, seconds: (performance.now() - b.start) / 1000, "
+                               "maxGap: b.maxGap, longTasks: b.longTasks}; }")
+        rate = result["changes"] / result["seconds"]
+        long_tasks = result["longTasks"]
+        print(f"while running: {result['changes']} task state changes applied in {result['seconds']:.1f} s "
+              f"({rate:.0f}/s, each change is one WatchJob event); longest frame gap {result['maxGap']:.0f} ms; "
+              f"{len(long_tasks)} long tasks, longest {max(long_tasks, default=0):.0f} ms; "
+              f"click-to-panel median {median(clicks):.0f} ms, max {max(clicks):.0f} ms over {len(clicks)} clicks")
+        # The same page once the job ended (no executor load on the machine): GetJob, 1,000 tasks, the
+        # replay of every event, layout and drawing.
+        quiet: list[float] = []
+        for _ in range(3):
+            tab = page.context.new_page()
+            tab.goto(running.url + f"#/{job}", wait_until="commit")
+            tab.locator("[data-testid=dag] g.node").nth(total - 1).wait_for(timeout=60_000)
+            quiet.append(float(tab.evaluate("performance.now()")))
+            tab.close()
+        print(f"job page of the ended {total}-task job: navigation to every node drawn median {median(quiet):.0f} ms "
+              f"({', '.join(f'{q:.0f}' for q in quiet)})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
