@@ -95,7 +95,7 @@ def test_repo_status_is_for_admins(pipelines_service: ServiceProcess) -> None:
 
 
 def test_project_flag_environment_and_session(pipelines_service: ServiceProcess, tmp_path: Path) -> None:
-    admin = auth.default_token()  # an admin is in every project: this checks the flag, test_projects the rules
+    admin = auth.default_token()  # an admin is in every project: this checks the flag, test_pipeline_projects the rules
     source = tmp_path / "team-flow"
     source.mkdir()
     (source / "main.yml").write_text(main_yml())

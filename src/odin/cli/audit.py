@@ -15,7 +15,7 @@ from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.cli.output import message_dict, print_error, print_json, short_time, table
 from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import current_token
+from odin.client.login import current_token, session_path
 from odin.client.paging import collect_pages
 
 PAGE_MAX = 1000
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _audit(args: argparse.Namespace) -> int:
     addresses = ServiceAddresses.from_environment(args.address)
     metadata = call_metadata(await current_token(addresses.suite_state_dir()))
-    async with open_channel(addresses.address("auth")) as channel:
+    async with open_channel(addresses.address("auth"), session_path(addresses.suite_state_dir())) as channel:
         stub = pb_grpc.AuditServiceStub(channel)
         records: list[pb.AuditRecord] = await collect_pages(_pages(stub, args, metadata), "records", args.limit)
     if args.json:

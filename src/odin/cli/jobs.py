@@ -44,7 +44,7 @@ from odin.client import (
     pack_pipeline,
     task_name,
 )
-from odin.client.login import current_token
+from odin.client.login import current_token, session_path
 from odin.client.names import short_task
 from odin.client.project import current_project
 from odin.client.states import job_state_name, parse_job_state, task_state_name
@@ -160,7 +160,8 @@ def _command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     async def with_client(args: argparse.Namespace) -> int:
         addresses = ServiceAddresses.from_environment(args.address, args.state_dir)
         token = await current_token(addresses.suite_state_dir())
-        async with SchedulerClient.connect(addresses.address("scheduler"), token=token) as client:
+        session = session_path(addresses.suite_state_dir())
+        async with SchedulerClient.connect(addresses.address("scheduler"), token=token, session=session) as client:
             try:
                 return await handler(args, client)
             except Unavailable as error:

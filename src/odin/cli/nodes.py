@@ -17,7 +17,7 @@ from typing import Any
 from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
 from odin.client.addresses import ServiceAddresses
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import current_token
+from odin.client.login import current_token, session_path
 from odin.client.paging import collect_pages
 from odin.midgard.v1 import midgard_pb2 as pb
 from odin.midgard.v1 import midgard_pb2_grpc
@@ -54,7 +54,7 @@ class _Midgard:
     def __init__(self, args: argparse.Namespace, token: str | None) -> None:
         addresses = ServiceAddresses.from_environment(args.address)
         self.metadata = call_metadata(token)
-        self.channel = open_channel(addresses.address("midgard"))
+        self.channel = open_channel(addresses.address("midgard"), session_path(addresses.suite_state_dir()))
         self.stub = midgard_pb2_grpc.MidgardServiceStub(self.channel)
 
     @classmethod

@@ -33,7 +33,7 @@ from odin.cli.output import message_dict, print_json, run_reporting_errors, shor
 from odin.cli.overrides import accept_overrides
 from odin.client import InvalidArgument, NotFound, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import current_token
+from odin.client.login import current_token, session_path
 from odin.client.paging import collect_pages
 from odin.client.project import current_project
 from odin.pipeline_spec.directory import companion_files
@@ -81,7 +81,8 @@ async def connect(address: str | None, state_dir: Path | None) -> tuple[grpc.aio
     a login session's token is renewed first when it is about to expire."""
     addresses = ServiceAddresses.from_environment(address, state_dir=state_dir)
     target = addresses.address("pipelines")
-    return open_channel(target), await current_token(addresses.suite_state_dir()), target
+    state = addresses.suite_state_dir()
+    return open_channel(target, session_path(state)), await current_token(state), target
 
 
 Handler = Callable[[argparse.Namespace, Api], Awaitable[int]]

@@ -19,8 +19,8 @@ from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.cli.output import message_dict, print_error, print_json, short_time, table
 from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
-from odin.client.channel import open_channel
-from odin.client.login import with_fresh_token
+from odin.client.channel import call_metadata, open_channel
+from odin.client.login import current_token, session_path
 from odin.client.paging import collect_pages
 from odin.client.project import current_project, use_project
 
@@ -34,12 +34,12 @@ class ProjectsCli:
     def __init__(self, args: argparse.Namespace) -> None:
         addresses = ServiceAddresses.from_environment(args.address, args.state_dir)
         self.suite_state_dir = addresses.suite_state_dir()
-        self.channel: aio.Channel = open_channel(addresses.address("auth"))
+        self.channel: aio.Channel = open_channel(addresses.address("auth"), session_path(self.suite_state_dir))
         self.stub = pb_grpc.AuthServiceStub(self.channel)
 
     async def call(self, rpc: Callable[..., Awaitable[T]], request: Any, timeout: float = 10) -> T:
-        return await with_fresh_token(lambda metadata: rpc(request, metadata=metadata, timeout=timeout),
-                                      self.suite_state_dir)
+        token = await current_token(self.suite_state_dir)
+        return await rpc(request, metadata=call_metadata(token), timeout=timeout)
 
 
 Action = Callable[[argparse.Namespace, ProjectsCli], Awaitable[int]]

@@ -23,7 +23,7 @@ from odin.auth.v1 import auth_pb2_grpc as pb_grpc
 from odin.cli.output import message_dict, print_error, print_json, short_time, table
 from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
 from odin.client.channel import call_metadata, open_channel
-from odin.client.login import load_session, save_session, session_path, with_fresh_token
+from odin.client.login import current_token, load_session, save_session, session_path
 from odin.client.paging import collect_pages
 from odin.pipeline_spec.durations import parse_duration
 from odin.runtime.timestamps import from_seconds
@@ -41,13 +41,13 @@ class AuthCli:
         self.address = addresses.address("auth")
         self.session = session_path(addresses.suite_state_dir())
         self.suite_state_dir = addresses.suite_state_dir()
-        self.channel: aio.Channel = open_channel(self.address)
+        self.channel: aio.Channel = open_channel(self.address, self.session)
         self.stub = pb_grpc.AuthServiceStub(self.channel)
 
     async def call(self, rpc: Callable[..., Awaitable[T]], request: Any, timeout: float = 10) -> T:
         """`rpc(request)` with the session's token, renewed once if a service refused it as revoked or expired."""
-        return await with_fresh_token(lambda metadata: rpc(request, metadata=metadata, timeout=timeout),
-                                      self.suite_state_dir)
+        token = await current_token(self.suite_state_dir)
+        return await rpc(request, metadata=call_metadata(token), timeout=timeout)
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:

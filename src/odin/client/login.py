@@ -3,8 +3,8 @@
 The file holds `access_token` (what `load_token` sends), `refresh_token`, their expiry times
 and the auth service's address. `fresh_access_token()` renews the pair with the refresh token
 when the access token is about to expire, so a login lasts as long as its refresh token.
-`with_fresh_token()` also renews it when a service refuses it as revoked (TOKEN_REVOKED: e.g.
-the user's project memberships changed) or expired, and repeats the call once.
+Channels opened with the session (odin.client.renewal) also renew it when a service refuses it as
+revoked (TOKEN_REVOKED: e.g. the user's project memberships changed) or expired, and repeat the call.
 """
 
 from __future__ import annotations
@@ -12,23 +12,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
 from grpc import aio
 
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
-from odin.client.channel import call_metadata, open_channel
+from odin.client.channel import open_channel
 from odin.client.credentials import load_token, token_paths
 from odin.client.errors import from_rpc_error
 
 # Renew this long before the access token expires.
 REFRESH_MARGIN_SECONDS = 60
 # Refusals a new access token (from a still valid refresh token) may cure.
-RENEWABLE_REASONS = frozenset({"TOKEN_REVOKED", "TOKEN_EXPIRED"})
 T = TypeVar("T")
 Metadata = tuple[tuple[str, str], ...]
 
@@ -85,20 +82,3 @@ async def current_token(suite_state_dir: Path | None = None) -> str | None:
     except aio.AioRpcError as exc:
         raise from_rpc_error(exc) from None
     return token or load_token(suite_state_dir)
-
-
-async def with_fresh_token(call: Callable[[Metadata], Awaitable[T]], suite_state_dir: Path | None = None) -> T:
-    """Runs `call(metadata)` with the current token; when it is refused as revoked or expired and there is a
-    session, renews the access token with the refresh token and runs it once more."""
-    try:
-        return await call(call_metadata(await current_token(suite_state_dir)))
-    except aio.AioRpcError as exc:
-        if exc.code() != grpc.StatusCode.UNAUTHENTICATED or from_rpc_error(exc).reason not in RENEWABLE_REASONS:
-            raise
-        try:
-            renewed = await fresh_access_token(session_path(suite_state_dir), force=True)
-        except aio.AioRpcError:
-            raise exc from None  # the refresh token is no good either: report the original refusal
-        if renewed is None:
-            raise
-    return await call(call_metadata(renewed))

@@ -29,6 +29,7 @@ from odin.client.channel import call_metadata, open_channel
 from odin.client.credentials import load_token
 from odin.client.errors import OdinError, from_rpc_error
 from odin.client.names import job_name, task_name
+from odin.client.renewal import RENEWABLE_REASONS, SessionRenewal
 from odin.client.retry import RetryPolicy
 from odin.client.states import TASK_TERMINAL, is_job_terminal
 from odin.client.streams import resilient_stream
@@ -62,12 +63,27 @@ class SchedulerClient:
         self.idle_timeout = idle_timeout
         self._stub: Any = scheduler_pb2_grpc.SchedulerServiceStub(channel)
         self._metadata = call_metadata(token)
+        self._token = token or ""
         self._owns_channel = owns_channel
+        self._renewal: SessionRenewal | None = None
+
+    async def _renew(self, error: OdinError) -> bool:
+        """Streams reopen with a renewed session token when theirs was refused as revoked or expired."""
+        if self._renewal is None or error.reason not in RENEWABLE_REASONS:
+            return False
+        token = await self._renewal.replacement(self._token)
+        if not token:
+            return False
+        self._token, self._metadata = token, call_metadata(token)
+        return True
 
     @classmethod
-    def connect(cls, address: str, *, token: str | None = None, **options: Any) -> SchedulerClient:
-        """A client with its own channel to `address` (closed by `close()` or `async with`)."""
-        client = cls(open_channel(address), token=token, owns_channel=True, **options)
+    def connect(cls, address: str, *, token: str | None = None, session: Path | None = None,
+                **options: Any) -> SchedulerClient:
+        """A client with its own channel to `address` (closed by `close()` or `async with`); with `session`, a
+        revoked or expired session token is renewed and the call made again."""
+        client = cls(open_channel(address, session), token=token, owns_channel=True, **options)
+        client._renewal = SessionRenewal(session) if session is not None else None
         client.address = address
         return client
 
@@ -215,7 +231,7 @@ class SchedulerClient:
             current = await self.get_job(name)
             return is_job_terminal(current.state) and current.last_event_seq <= cursor
 
-        async for response in resilient_stream(open_call, finished, self.retry, self.idle_timeout):
+        async for response in resilient_stream(open_call, finished, self.retry, self.idle_timeout, self._renew):
             if response.HasField("heartbeat"):
                 if on_heartbeat is not None:
                     on_heartbeat(response.heartbeat)
@@ -250,7 +266,7 @@ class SchedulerClient:
         async def finished() -> bool:
             return False  # an endless stream that ended was cut short
 
-        async for response in resilient_stream(open_call, finished, self.retry, self.idle_timeout):
+        async for response in resilient_stream(open_call, finished, self.retry, self.idle_timeout, self._renew):
             if response.HasField("heartbeat"):
                 cursor = max(cursor, response.heartbeat.latest_seq)
                 if on_heartbeat is not None:
@@ -277,7 +293,7 @@ class SchedulerClient:
         async def finished() -> bool:
             return not follow or (await self.get_task(name)).state in TASK_TERMINAL
 
-        async for piece in resilient_stream(open_call, finished, self.retry, self.idle_timeout):
+        async for piece in resilient_stream(open_call, finished, self.retry, self.idle_timeout, self._renew):
             piece = _unseen_part(piece, position)
             if piece is None:
                 continue

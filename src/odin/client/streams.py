@@ -24,21 +24,28 @@ async def resilient_stream(
     finished: Callable[[], Awaitable[bool]],
     policy: RetryPolicy,
     idle_timeout: float | None,
+    renew: Callable[[OdinError], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[Any]:
     """Yields every message of a server stream, reconnecting on UNAVAILABLE or on silence.
 
     `idle_timeout`: seconds without any message (events or heartbeats) after which the connection is
-    presumed dead and reopened; None waits forever.
+    presumed dead and reopened; None waits forever. `renew(error)`: for a refusal of the caller's token,
+    whether a renewed one is in place (then the stream reopens at once, from the caller's cursor).
     """
     backoff = Backoff(policy)
+    renewed = False
     while True:
         call = open_call()
         try:
             async for message in _messages(call, idle_timeout):
                 backoff.reset()
+                renewed = False
                 yield message
         except aio.AioRpcError as exc:
             error = from_rpc_error(exc)
+            if error.code == "UNAUTHENTICATED" and renew is not None and not renewed and await renew(error):
+                renewed = True  # once: a renewed token refused again is a real refusal
+                continue
             if error.code not in RECONNECT_CODES:
                 raise error from None
             await backoff.wait(error)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from odin_scheduler.executor.base import SharedPaths, TaskRun
 from odin_scheduler.executor.local import LocalExecutor
-from odin_scheduler.executor.task_user import privilege_notice, resolve
+from odin_scheduler.executor.task_user import privilege_notice, resolve, searchable_path
 from odin_scheduler.paths import Layout
 
 from odin.cli import dev
@@ -49,7 +49,9 @@ async def test_a_task_sees_only_its_own_environment(tmp_path: Path, monkeypatch:
     assert not [k for k in seen if k.startswith("ODIN_SCHEDULER") or k in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY")]
     assert seen["GREETING"] == "hi" and seen["ODIN_TASK_ID"] == run.task_id and seen["ODIN_JOB_ID"] == run.job_id
     assert seen["ODIN_OUTPUTS"] == str(run.attempt_dir / "outputs.json")
-    assert seen["PATH"] == os.environ["PATH"] and "HOME" in seen and "LANG" in seen
+    # The scheduler's PATH, less what a task user could not reach (as root: private homes like /root).
+    expected = searchable_path(os.environ["PATH"]) if os.geteuid() == 0 else os.environ["PATH"]
+    assert seen["PATH"] == expected and "HOME" in seen and "LANG" in seen
 
 
 @as_root
@@ -111,3 +113,15 @@ def test_the_task_user_is_never_root() -> None:
     with pytest.raises(ConfigError, match="no such user"):
         resolve("no-such-odin-user", root=lambda: True)
     assert "privileges" in privilege_notice("alice")
+
+
+def test_the_task_path_keeps_only_directories_the_task_user_can_reach(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    (private / "bin").mkdir(parents=True)
+    private.chmod(0o700)  # like /root holding a virtual environment
+    public = tmp_path / "public" / "bin"
+    public.mkdir(parents=True)
+    for directory in (tmp_path, *tmp_path.parents):
+        directory.chmod(directory.stat().st_mode | 0o001)
+    assert searchable_path(f"{private / 'bin'}:{public}:/usr/bin") == f"{public}:/usr/bin"
+    assert searchable_path(str(private / "bin")) == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -92,7 +92,27 @@ def clean_environment(env: Mapping[str, str], odin: Mapping[str, str], cwd: Path
         # `nobody`'s home does not exist; tools that write to $HOME then write into the task's own directory.
         base["HOME"] = str(user.home) if user.home.is_dir() else str(cwd)
         base["USER"] = base["LOGNAME"] = user.name
+        base["PATH"] = searchable_path(base["PATH"])
     return {**base, **env, **odin}
+
+
+def searchable_path(path: str) -> str:
+    """The PATH entries an unprivileged user can reach: the scheduler's own may point into a private home
+    (a virtual environment or pyenv under /root), where `python3` would then fail with "permission denied"
+    instead of resolving to the system's. Empty: the system's directories."""
+    kept = [entry for entry in path.split(os.pathsep) if entry and _reachable_by_others(Path(entry))]
+    return os.pathsep.join(kept) or FALLBACK_PATH
+
+
+def _reachable_by_others(directory: Path) -> bool:
+    """Whether every directory from / down to `directory` is searchable by others (o+x)."""
+    try:
+        current = directory.resolve()
+        if not current.is_dir():
+            return False
+        return all(part.stat().st_mode & 0o001 for part in (current, *current.parents))
+    except OSError:
+        return False
 
 
 def _own_user() -> str:
