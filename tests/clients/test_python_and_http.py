@@ -13,6 +13,7 @@ import grpc
 import pytest
 from client_harness import LiveSuite
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.waiting import assert_eventually
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc
 from odin.gateway import DESCRIPTOR_SET
@@ -155,3 +156,24 @@ def test_python_stubs_log_in_through_the_gateway(live_suite: LiveSuite) -> None:
         reply = auth_pb2_grpc.AuthServiceStub(channel).Login(
             auth_pb2.LoginRequest(username="admin", password=live_suite.admin_password), timeout=10)
     assert reply.user.username == "admin" and reply.tokens.access_token
+
+
+def test_create_user_over_http_takes_the_password_in_the_body_and_never_logs_it(live_suite: LiveSuite,
+                                                                                 token: str) -> None:
+    """Finding 3 of #16: `body: "*"`, so the password is not a query parameter the access log would record."""
+    password = f"pw-{time.time_ns()}-Correct-Horse"
+    username = f"http-{time.time_ns() % 10**9}"
+    status, reply = http(live_suite, "POST", "/v1/users",
+                         {"user": {"username": username, "role": "ROLE_VIEWER"}, "password": password}, token=token)
+    assert status == 200, reply
+    assert reply["user"]["name"] == f"users/{username}"
+    status, tokens = http(live_suite, "POST", "/v1/auth:login", {"username": username, "password": password})
+    assert status == 200 and tokens["tokens"]["accessToken"]
+    access_log = live_suite.suite.state_dir / "logs" / "gateway-access.log"
+
+    def logged() -> str:
+        text = access_log.read_text()
+        assert "/v1/users" in text  # the call is there (Envoy writes the log with a short delay)
+        return text
+
+    assert password not in assert_eventually(logged, timeout=15, what="the CreateUser call in the access log")
