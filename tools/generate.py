@@ -4,7 +4,8 @@ Usage: python tools/generate.py [--check | --all]
 
 Writes the committed artifacts: the Python messages, gRPC stubs and their .pyi types under
 src/odin/<service>/v1/, the gateway's descriptor set (src/odin/gateway/odin.protoset) and the Go
-client library's stubs (clients/go/gen/, which needs the Go plugins scripts/setup installs).
+client library's stubs (clients/go/gen/, which needs the Go plugins scripts/setup installs) and the web
+console's TypeScript clients (ui/src/gen/, with the tools `npm ci` put in ui/node_modules).
 With --check it generates into a temporary directory and fails when the committed
 files differ, so CI catches stale generated code.
 With --all it also generates the Java (Maven, clients/java) code, which is built, not committed
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -103,6 +105,16 @@ def _stale_tree(fresh: Path, committed: Path) -> list[str]:
     return stale + [f"{where / p} (not generated any more)" for p in sorted(old - new)]
 
 
+def generate_console() -> None:
+    """The web console's TypeScript messages and clients (ui/src/gen, committed; tests/ui checks them)."""
+    ui = ROOT / "ui"
+    if not (ui / "node_modules").is_dir():
+        print("skipped ui/src/gen: run scripts/setup first (npm ci in ui/), then this again", file=sys.stderr)
+        return
+    subprocess.run(["npm", "--prefix", str(ui), "run", "--silent", "generate"], check=True)
+    print("generated ui/src/gen")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail if committed generated files are stale")
@@ -120,6 +132,7 @@ def main() -> int:
     shutil.rmtree(generate_clients.GO_DIR / "gen", ignore_errors=True)
     generate_clients.generate_go()
     print(f"generated Go code under {generate_clients.GO_DIR.relative_to(ROOT)}/gen")
+    generate_console()
     if args.all:
         generate_clients.generate_java()
         print(f"generated Java code under {generate_clients.JAVA_DIR.relative_to(ROOT)}/target")
