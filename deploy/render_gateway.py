@@ -5,14 +5,18 @@
     python deploy/render_gateway.py --check   # exit 1 if the committed files are not what this would write (CI)
 
 The configuration comes from the same template and render function as `odin dev up` (odin.gateway), with the
-suite's in-cluster addresses. Three things differ on Kubernetes and are adjusted here rather than in the template:
+suite's in-cluster addresses. Four things differ on Kubernetes and are adjusted here rather than in the template:
 upstreams are Service DNS names (STRICT_DNS clusters instead of STATIC addresses), the descriptor set is read from
-the ConfigMap's mount, and the gateway fetches the JWKS through its own listener on loopback.
+the ConfigMap's mount, the gateway fetches the JWKS through its own listener on loopback, and the web console's
+built files (ui/dist, which must be built: scripts/setup, or `cd ui && npm ci && npm run build`) are inlined
+into envoy.yaml (`inline_string`), so the one ConfigMap carries the console and the gateway needs no other
+volume or image. A ConfigMap holds at most 1 MiB; the render fails when the console would not fit.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,9 @@ from odin.gateway import DESCRIPTOR_SET, GatewaySettings, JwtSettings, render
 from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 OUT = Path(__file__).resolve().parent / "base" / "suite" / "gateway"
+UI_DIST = Path(__file__).resolve().parents[1] / "ui" / "dist"
+# Kubernetes refuses a ConfigMap over 1 MiB (its data, base64 for binaryData, plus metadata): leave headroom.
+CONFIGMAP_BUDGET = 900 * 1024
 MOUNT = Path("/etc/odin-gateway")  # where the Deployment mounts the ConfigMap
 LISTEN_PORT = 8080
 ADMIN = "127.0.0.1:9901"  # the admin API stays on the pod's loopback: never reachable from the network
@@ -42,6 +49,7 @@ def settings() -> GatewaySettings:
         jwt=JwtSettings(issuer=DEFAULT_ISSUER, audiences=(DEFAULT_AUDIENCE,)),
         # Origins allowed to call from a browser: none but the suite's own by default; an overlay may widen it.
         cors_origins=(r"https://odin\.example\.com",),
+        ui_dir=UI_DIST,
     )
 
 
@@ -60,6 +68,9 @@ def envoy_config() -> str:
             for http in chain["filters"]:
                 for flt in http["typed_config"].get("http_filters", []):
                     _adjust_filter(flt)
+                for host in http["typed_config"].get("route_config", {}).get("virtual_hosts", []):
+                    for route in host["routes"]:
+                        _inline_console_file(route)
     return HEADER + yaml.safe_dump(config, sort_keys=False, width=120)
 
 
@@ -73,6 +84,19 @@ def _adjust_filter(flt: dict[str, Any]) -> None:
             remote["http_uri"]["uri"] = f"http://127.0.0.1:{LISTEN_PORT}/v1/jwks"
 
 
+def _inline_console_file(route: dict[str, Any]) -> None:
+    """A console route answers its file's bytes from the config itself (the build machine's path means nothing
+    in the pod)."""
+    body = route.get("direct_response", {}).get("body", {})
+    if "filename" not in body:
+        return
+    data = Path(body.pop("filename")).read_bytes()
+    try:
+        body["inline_string"] = data.decode()
+    except UnicodeDecodeError:
+        body["inline_bytes"] = base64.b64encode(data).decode()
+
+
 def _set_address(cluster: dict[str, Any], host: str, port: int) -> None:
     for group in cluster["load_assignment"]["endpoints"]:
         for endpoint in group["lb_endpoints"]:
@@ -80,7 +104,15 @@ def _set_address(cluster: dict[str, Any], host: str, port: int) -> None:
 
 
 def outputs() -> dict[Path, bytes]:
-    return {OUT / "envoy.yaml": envoy_config().encode(), OUT / DESCRIPTOR_SET.name: DESCRIPTOR_SET.read_bytes()}
+    ui_dir = settings().ui_dir
+    if ui_dir is not None and not (ui_dir / "index.html").is_file():
+        raise SystemExit(f"render_gateway: {ui_dir} is not built: scripts/setup (or cd ui && npm ci && npm run build)")
+    files = {OUT / "envoy.yaml": envoy_config().encode(), OUT / DESCRIPTOR_SET.name: DESCRIPTOR_SET.read_bytes()}
+    size = len(files[OUT / "envoy.yaml"]) + len(base64.b64encode(files[OUT / DESCRIPTOR_SET.name]))
+    if size > CONFIGMAP_BUDGET:
+        raise SystemExit(f"render_gateway: the gateway ConfigMap would hold {size} bytes (> {CONFIGMAP_BUDGET}); "
+                         "the console (ui/dist) no longer fits: serve it from an image or volume instead")
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

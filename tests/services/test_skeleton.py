@@ -15,7 +15,7 @@ from support.scheduler import scheduler_env
 # service process name → the gRPC services it must expose
 EXPECTED = {
     "scheduler": ["odin.scheduler.v1.SchedulerService"],
-    "auth": ["odin.auth.v1.AuthService"],
+    "auth": ["odin.auth.v1.AuditService", "odin.auth.v1.AuthService"],
     "pipelines": ["odin.pipelines.v1.PipelinesService"],
     "midgard": ["odin.midgard.v1.MidgardService"],
     "midgard-agent": ["odin.midgard.v1.AgentService"],

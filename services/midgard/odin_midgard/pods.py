@@ -72,8 +72,9 @@ class PodDirectory:
 
 
 def _container_names(pod: Any) -> dict[str, str]:
-    statuses = [*(getattr(pod.status, "container_statuses", None) or []),
-                *(getattr(pod.status, "init_container_statuses", None) or [])] if pod.status else []
+    status = getattr(pod, "status", None)
+    statuses = [*(getattr(status, "container_statuses", None) or []),
+                *(getattr(status, "init_container_statuses", None) or [])]
     return {str(s.container_id).partition("://")[2]: str(s.name) for s in statuses if s.container_id}
 
 

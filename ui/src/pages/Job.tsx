@@ -2,7 +2,7 @@ import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
 import { problem, scheduler, type ApiProblem } from "../api";
 import { Confirm, duration, ErrorBox, LinkBadge, StateBadge, time } from "../components/common";
-import { Dag, type DagTask } from "../components/Dag";
+import { Dag, type DagNode, type NodeState } from "../components/Dag";
 import { JobEvent_Type, Job_State, Task_State, type Job, type JobEvent, type Task } from "../gen/odin/scheduler/v1/scheduler_pb";
 import { href } from "../router";
 import { resilient, useFrameBatch, type Link } from "../stream";
@@ -35,10 +35,25 @@ function taskId(name: string): string {
   return name.split("/tasks/")[1] ?? name;
 }
 
+/** A task's state as the events left it (the snapshot's until the first newer event). */
+interface Live extends NodeState {
+  reason: string;
+  message: string;
+}
+
+function live(t: Task): Live {
+  return { state: Task_State[t.state], attempt: t.attempt, reason: t.reason, message: t.message };
+}
+
 export function JobPage({ id }: { id: string }): ReactNode {
   const name = `jobs/${id}`;
   const [job, setJob] = useState<Job | null>(null);
+  // The snapshot's tasks (details for the panel), the DAG's structure (its identity changes only
+  // with a new snapshot, so the layout is computed once) and the states the events move.
   const [tasks, setTasks] = useState<Map<string, Task>>(new Map());
+  const [structure, setStructure] = useState<DagNode[]>([]);
+  const [states, setStates] = useState<Map<string, Live>>(new Map());
+  const [detail, setDetail] = useState<Task | null>(null);
   const [error, setError] = useState<ApiProblem | null>(null);
   const [actionError, setActionError] = useState<ApiProblem | null>(null);
   const [link, setLink] = useState<Link>("connecting");
@@ -47,43 +62,53 @@ export function JobPage({ id }: { id: string }): ReactNode {
   const [watchRun, setWatchRun] = useState(0);
   const [showSpec, setShowSpec] = useState(false);
   const attempts = useRef<Attempts>(new Map());
+  const selectedRef = useRef(selected);
+  const received = useRef(0); // WatchJob events received (data-events, read by bench/ui_job_dag.py)
+  const refreshDetail = useRef<() => void>(() => undefined);
   const [, setAttemptsVersion] = useState(0);
   const batch = useFrameBatch();
 
   const refreshAll = useCallback(async (signal: AbortSignal) => {
-    const reply = await scheduler.getJob({ name }, { signal });
-    const list = await allTasks(name, signal);
+    const [reply, list] = await Promise.all([scheduler.getJob({ name }, { signal }), allTasks(name, signal)]);
     setJob(reply.job ?? null);
     setTasks(new Map(list.map((t) => [taskId(t.name), t])));
+    setStructure(list.map((t) => ({ name: taskId(t.name), depends: t.depends })));
+    setStates(new Map(list.map((t) => [taskId(t.name), live(t)])));
     return reply.job;
   }, [name]);
 
-  // Snapshot (GetJob FULL + ListTasks), then WatchJob from the first event: the replay gives each
-  // task's attempt history, and events newer than the snapshot move the states live.
+  // The selected task's details (outputs, times, exit code) are read when it is selected and again
+  // shortly after an event changed it; the other tasks' states come from the events alone.
+  useEffect(() => {
+    selectedRef.current = selected;
+    setDetail(null);
+    if (!selected) return;
+    const stop = new AbortController();
+    let timer: number | undefined;
+    const read = (): void => {
+      timer = undefined;
+      scheduler.getTask({ name: `${name}/tasks/${selected}` }, { signal: stop.signal })
+        .then((r) => setDetail(r.task ?? null), () => undefined);
+    };
+    read();
+    refreshDetail.current = () => { timer ??= window.setTimeout(read, 300); };
+    return () => {
+      stop.abort();
+      window.clearTimeout(timer);
+      refreshDetail.current = () => undefined;
+    };
+  }, [name, selected, watchRun]);
+
+  // Snapshot (GetJob FULL + ListTasks, in parallel), then WatchJob from the first event: the replay
+  // gives each task's attempt history, and events newer than the snapshot move the states live,
+  // applied once per animation frame however many arrive.
   useEffect(() => {
     const stop = new AbortController();
     let cursor = 0n;
     let snapshotSeq = -1n;
     let jobState = Job_State.UNSPECIFIED;
     const queue: JobEvent[] = [];
-    const dirty = new Set<string>();
-    let detailTimer: number | undefined;
-
-    function fetchDetails(): void {
-      detailTimer = undefined;
-      const names = [...dirty];
-      dirty.clear();
-      const many = names.length > 20;
-      const work = many
-        ? allTasks(name, stop.signal).then((list) => list)
-        : Promise.all(names.map((n) => scheduler.getTask({ name: `${name}/tasks/${n}` }, { signal: stop.signal })
-          .then((r) => r.task))).then((list) => list.filter((t): t is Task => t !== undefined));
-      work.then((list) => setTasks((old) => {
-        const next = new Map(old);
-        for (const t of list) next.set(taskId(t.name), t);
-        return next;
-      }), () => undefined);
-    }
+    attempts.current = new Map(); // the replay from the first event rebuilds it (after a retry too)
 
     function apply(): void {
       const events = queue.splice(0);
@@ -103,14 +128,15 @@ export function JobPage({ id }: { id: string }): ReactNode {
         });
       }
       if (changes.size) {
-        setTasks((old) => {
+        setStates((old) => {
           const next = new Map(old);
           for (const [n, e] of changes) {
             const t = next.get(n);
-            if (t) next.set(n, { ...t, state: e.taskState, attempt: e.attempt || t.attempt, reason: e.reason, message: e.message });
+            if (t) next.set(n, { state: Task_State[e.taskState], attempt: e.attempt || t.attempt, reason: e.reason, message: e.message });
           }
           return next;
         });
+        if (changes.has(selectedRef.current)) refreshDetail.current();
       }
       setAttemptsVersion((v) => v + 1);
     }
@@ -132,6 +158,7 @@ export function JobPage({ id }: { id: string }): ReactNode {
         const e = message.kind.value;
         cursor = e.seq;
         jobState = e.jobState;
+        received.current++;
         if (e.task) {
           const n = taskId(e.task);
           const perTask = attempts.current.get(n) ?? new Map<number, Step[]>();
@@ -139,10 +166,6 @@ export function JobPage({ id }: { id: string }): ReactNode {
           const steps = perTask.get(e.attempt) ?? [];
           perTask.set(e.attempt, steps);
           steps.push({ seq: e.seq, state: Task_State[e.taskState], reason: e.reason, message: e.message, time: e.time });
-          if (e.seq > snapshotSeq) {
-            dirty.add(n);
-            detailTimer ??= window.setTimeout(fetchDetails, 500);
-          }
         }
         queue.push(e);
         batch(apply);
@@ -153,10 +176,7 @@ export function JobPage({ id }: { id: string }): ReactNode {
       setLink(s.link);
       if (s.error) setError(s.error);
     });
-    return () => {
-      stop.abort();
-      window.clearTimeout(detailTimer);
-    };
+    return () => stop.abort();
   }, [name, watchRun, refreshAll, batch]);
 
   async function act(kind: "cancel" | "retry"): Promise<void> {
@@ -176,13 +196,15 @@ export function JobPage({ id }: { id: string }): ReactNode {
   if (!job) {
     return <div className="page"><h2>{id}</h2>{error ? <ErrorBox error={error} /> : <p className="muted">Loading…</p>}</div>;
   }
-  const dagTasks: DagTask[] = [...tasks.values()].map((t) => ({
-    name: taskId(t.name), depends: t.depends, state: Task_State[t.state], attempt: t.attempt,
-  }));
-  const task = tasks.get(selected);
+  const base = detail && taskId(detail.name) === selected ? detail : tasks.get(selected);
+  const now = states.get(selected);
+  // The newest of the panel's read and the events: an event newer than the read wins.
+  const task = base && now && (now.attempt > base.attempt || (now.attempt === base.attempt && now.state !== Task_State[base.state]))
+    ? { ...base, state: Task_State[now.state as keyof typeof Task_State], attempt: now.attempt, reason: now.reason, message: now.message }
+    : base;
   const terminal = TERMINAL.has(job.state);
   return (
-    <div className="page job-page">
+    <div className="page job-page" data-events={received.current}>
       <div className="page-head">
         <h2>{id}</h2>
         <span data-testid="job-state"><StateBadge state={Job_State[job.state]} /></span>
@@ -203,7 +225,7 @@ export function JobPage({ id }: { id: string }): ReactNode {
         <dt>Labels</dt><dd>{Object.entries(job.labels).map(([k, v]) => <code key={k} className="label">{k}={v}</code>)}</dd>
       </dl>
       <div className="job-body">
-        <Dag tasks={dagTasks} selected={selected} onSelect={setSelected} />
+        <Dag structure={structure} states={states} selected={selected} onSelect={setSelected} />
         {task ? <TaskPanel job={id} task={task} attempts={attempts.current.get(selected)} /> : (
           <aside className="task-panel muted">Select a task to see its attempts, reasons, outputs and logs.</aside>
         )}

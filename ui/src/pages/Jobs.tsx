@@ -48,6 +48,9 @@ export function JobsPage(): ReactNode {
   const history = useRef<string[]>([]);
   const batch = useFrameBatch();
   const pending = useRef(new Map<string, { state: Job_State; reason: string }>());
+  // The newest state each job's events reported: a ListJobs reply read before an event the stream
+  // already delivered must not undo it (a new job's RUNNING arriving before the refetch's reply).
+  const seen = useRef(new Map<string, { seq: bigint; state: Job_State; reason: string }>());
 
   const load = useCallback(async (signal?: AbortSignal) => {
     try {
@@ -55,7 +58,11 @@ export function JobsPage(): ReactNode {
         pageSize: PAGE_SIZE, pageToken: after, states: filters.states, pipeline: filters.pipeline,
         owner: filters.owner, labels: filters.labels, project: filters.project, view: JobView.BASIC,
       }, { signal });
-      setJobs(reply.jobs);
+      setJobs(reply.jobs.map((job) => {
+        const event = seen.current.get(job.name.replace(/^jobs\//, ""));
+        return event && event.seq > job.lastEventSeq && event.state !== job.state
+          ? { ...job, state: event.state, reason: event.reason || job.reason } : job;
+      }));
       setNext(reply.nextPageToken);
       setError(null);
     } catch (err) {
@@ -102,7 +109,9 @@ export function JobsPage(): ReactNode {
           }, 1000);
         }
         if (event.type !== JobEvent_Type.TASK_PROGRESS) {
-          pending.current.set(id, { state: event.jobState, reason: event.type === JobEvent_Type.JOB_STATE_CHANGED ? event.reason : "" });
+          const reason = event.type === JobEvent_Type.JOB_STATE_CHANGED ? event.reason : "";
+          seen.current.set(id, { seq: event.seq, state: event.jobState, reason });
+          pending.current.set(id, { state: event.jobState, reason });
           batch(() => {
             const changes = pending.current;
             pending.current = new Map();
