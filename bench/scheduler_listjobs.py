@@ -68,7 +68,7 @@ async def measure(url: str, count: int, runs: int) -> None:
     everything = JobFilter()
     deep_job = (await store.list_jobs(everything, 1, None))[0]
     deep_us = deep_job.create_us - int(count * 0.9) * 1000
-    deep_token = paging.encode_token({"t": deep_us, "i": "~"}, {"p": "", "s": [], "o": "", "l": {}})
+    deep_token = paging.encode_token({"t": deep_us, "i": "~"}, {"p": "", "s": [], "o": "", "l": {}, "j": "", "v": None})
     filtered = JobFilter(pipeline="p3", labels={"team": "t3"})
     member = JobFilter(visible=frozenset({"team3"}))
     cases = [("first page", everything, "", pb.JOB_VIEW_BASIC),
