@@ -73,7 +73,6 @@ SERVICE_CALLS = frozenset({
     "/odin.midgard.v1.AgentService/GetNodeInfo",
     "/odin.scheduler.v1.SchedulerService/ListJobs",
     "/odin.scheduler.v1.SchedulerService/ListTasks",
-    "/odin.pipelines.v1.PipelinesService/RenderPipeline",
 })
 
 
