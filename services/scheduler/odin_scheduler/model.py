@@ -75,7 +75,9 @@ JOB_ALLOWED: dict[JobState, frozenset[JobState]] = {
 # RUNNING → RUNNING never happens (a new attempt goes through QUEUED); terminal → PENDING is RetryJob.
 TASK_ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     TaskState.PENDING: frozenset({TaskState.QUEUED, TaskState.SKIPPED, TaskState.CANCELLED}),
-    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.SKIPPED, TaskState.CANCELLED}),
+    # FAILED from QUEUED: its command could not be rendered (a `^task.outputs.key` with no such output), so it
+    # never started.
+    TaskState.QUEUED: frozenset({TaskState.RUNNING, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}),
     TaskState.RUNNING: frozenset(
         {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.QUEUED, TaskState.SKIPPED}
     ),
