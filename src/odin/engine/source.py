@@ -1,7 +1,7 @@
 """What `odin.engine` accepts as a pipeline, turned into what a CreateJob with an inline pipeline carries.
 
 A mapping is dumped as YAML; a `str` is the text of `main.yml`; a path names a `main.yml` or the directory
-holding one, whose other files become `${WORK_PATH}` files exactly as `odin jobs run DIR` sends them
+holding one, whose other files become `${WORK_PATH}` files exactly as `odin run DIR` sends them
 (hidden files and caches stay behind). The scheduler's own checks then apply unchanged
 (`odin_scheduler.inline.resolve`): the same limits, the same templating with `params`, the same messages.
 """
