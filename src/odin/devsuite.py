@@ -146,10 +146,11 @@ class Suite:
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._ensure_admin_password()
         addresses = {spec.name: f"{LOOPBACK}:{free_port()}" for spec in SERVICES}
+        metrics = {spec.name: f"{LOOPBACK}:{free_port()}" for spec in SERVICES}  # each service's /metrics
         started: dict[str, dict[str, object]] = {}
         for spec in SERVICES:
-            proc = self._spawn(spec, addresses)
-            started[spec.name] = {"address": addresses[spec.name], "pid": proc.pid}
+            proc = self._spawn(spec, addresses, metrics[spec.name])
+            started[spec.name] = {"address": addresses[spec.name], "pid": proc.pid, "metrics": metrics[spec.name]}
         self.info_path.write_text(json.dumps({"services": started, "started_at": time.time()}, indent=2))
         try:
             self._wait_healthy(started, timeout)
@@ -189,9 +190,10 @@ class Suite:
         except GatewayError as exc:
             raise SuiteError(f"the gateway did not start: {exc}") from exc
 
-    def _spawn(self, spec: ServiceSpec, addresses: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, spec: ServiceSpec, addresses: Mapping[str, str], metrics: str) -> subprocess.Popen[bytes]:
         host, port = addresses[spec.name].rsplit(":", 1)
-        env = {**os.environ, f"{spec.prefix}_HOST": host, f"{spec.prefix}_PORT": port}
+        env = {**os.environ, f"{spec.prefix}_HOST": host, f"{spec.prefix}_PORT": port,
+               f"{spec.prefix}_METRICS_ADDRESS": metrics}
         env.update(spec.env(self.state_dir, addresses))
         # Clients reach the suite through its Envoy, which appends the address it saw to x-forwarded-for.
         env.setdefault(f"{spec.prefix}_TRUSTED_PROXY_HOPS", "1")

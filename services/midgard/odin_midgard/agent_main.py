@@ -9,11 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from prometheus_client import CollectorRegistry
 
 from odin.midgard.v1 import midgard_pb2, midgard_pb2_grpc
 from odin.runtime.config import ConfigError
-from odin.runtime.metrics import MetricsEndpoint
 from odin.runtime.server import ServerConfig, ServiceRuntime, serve_main
 from odin.runtime.tokens import Role
 from odin_midgard.agent import Agent
@@ -41,8 +39,6 @@ class AgentConfig(ServerConfig):
     proc_path: Path = Path("/proc")
     # Resolve pod UIDs of GPU processes to pod names and Odin jobs through the Kubernetes API.
     kube_pod_lookup: bool = False
-    # host:port for Prometheus metrics in dcgm-exporter's names (`/metrics`); empty: none.
-    metrics_address: str = ""
     # The simulation (nvml=simulated): GPU count, model, trailing consumer GPUs with unsupported
     # readings, a lost GPU's index (-1: none), processes as gpu_index:pid[:used_bytes].
     sim_gpus: int = 4
@@ -86,17 +82,6 @@ def build_agent(config: AgentConfig) -> Agent:
     return Agent(node, nvml, config.proc_path, pods)
 
 
-def gpu_metrics_endpoint(config: AgentConfig, agent: Agent) -> MetricsEndpoint:
-    """`/metrics` with the agent's GPUs in dcgm-exporter's names."""
-    registry = CollectorRegistry(auto_describe=False)
-    names = agent.pods.container_name if agent.pods else None
-    registry.register(DcgmCollector(lambda: agent.latest, agent.node_name.removeprefix("nodes/"), names))
-    try:
-        return MetricsEndpoint(config.metrics_address, registry)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"configuration ODIN_MIDGARD_AGENT_METRICS_ADDRESS: {exc}") from None
-
-
 async def setup(config: AgentConfig, runtime: ServiceRuntime) -> None:
     agent = build_agent(config)
     await asyncio.to_thread(agent.sample)
@@ -107,9 +92,10 @@ async def setup(config: AgentConfig, runtime: ServiceRuntime) -> None:
         agent.close()
 
     runtime.on_stop(stop)
-    if config.metrics_address:
-        endpoint = gpu_metrics_endpoint(config, agent)
-        runtime.on_stop(lambda: asyncio.to_thread(endpoint.close))
+    # The GPUs in dcgm-exporter's names, on the runtime's `/metrics` (the `metrics_address` setting).
+    names = agent.pods.container_name if agent.pods else None
+    runtime.metrics_registry.register(DcgmCollector(lambda: agent.latest, agent.node_name.removeprefix("nodes/"),
+                                                    names))
     name = midgard_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
     runtime.add_service(name, midgard_pb2_grpc.add_AgentServiceServicer_to_server, AgentServicer(agent),
                         roles=AGENT_ROLES)

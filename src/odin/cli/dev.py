@@ -50,7 +50,8 @@ def _up(args: argparse.Namespace) -> int:
         print(json.dumps({"services": services, "seconds": round(elapsed, 3), "state_dir": str(suite.state_dir)}))
         return 0
     for name, entry in services.items():
-        print(f"{name:<15} {entry['address']:<22} pid {entry['pid']}")
+        metrics = f"  metrics http://{entry['metrics']}/metrics" if entry.get("metrics") else ""
+        print(f"{name:<15} {entry['address']:<22} pid {entry['pid']}{metrics}")
     print(f"all {len(services)} services healthy in {elapsed:.2f}s (state in {suite.state_dir})")
     return 0
 
@@ -70,6 +71,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0 if healthy else 1
     if not health:
         print("the suite is not running (odin dev up starts it)")
+    info = suite.info() or {}
     for name, status in health.items():
-        print(f"{name:<15} {suite.address(name) or '-':<22} {status}")
+        metrics = info.get(name, {}).get("metrics")
+        print(f"{name:<15} {suite.address(name) or '-':<22} {status}" + (f"  metrics http://{metrics}/metrics"
+                                                                          if metrics else ""))
     return 0 if healthy else 1

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -127,10 +127,26 @@ def passing_bytes(serializer: Serializer | None) -> Serializer | None:
     return serialize
 
 
+class CallObserver(Protocol):
+    """Told how each call ended (odin.runtime.metrics.RpcMetrics)."""
+
+    def unary_ended(self, method: str, code: str, seconds: float) -> None: ...
+
+    def stream_opened(self, method: str) -> None: ...
+
+    def stream_ended(self, method: str, code: str, messages: int) -> None: ...
+
+
 class ErrorInterceptor(WrappingInterceptor):
-    """Maps exceptions to statuses, never leaking internals, and logs each call with its duration."""
+    """Maps exceptions to statuses, never leaking internals, and logs each call with its duration (and tells
+    `observer`, the metrics, the same: one place that sees every call end)."""
+
+    def __init__(self, observer: CallObserver | None = None) -> None:
+        self.observer = observer
 
     def around(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+        observer = self.observer
+
         async def call(request: Any, context: aio.ServicerContext) -> Any:
             started = time.perf_counter()
             code = "OK"
@@ -142,13 +158,19 @@ class ErrorInterceptor(WrappingInterceptor):
                 raise
             finally:
                 _log_call(method, code, started)
+                if observer is not None:
+                    observer.unary_ended(method, code, time.perf_counter() - started)
 
         return call
 
     def stream_function(self, method: str, hooks: tuple[StreamHook, ...], handler: StreamBehavior) -> StreamBehavior:
+        observer = self.observer
+
         async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             code, sent = "OK", 0
+            if observer is not None:
+                observer.stream_opened(method)
             try:
                 for hook in hooks:
                     await hook(request, context)
@@ -161,6 +183,8 @@ class ErrorInterceptor(WrappingInterceptor):
                 raise
             finally:
                 _log_call(method, code, started, messages=sent)
+                if observer is not None:
+                    observer.stream_ended(method, code, sent)
 
         return call
 

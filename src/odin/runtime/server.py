@@ -22,6 +22,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
+from prometheus_client import CollectorRegistry
 
 from odin.runtime import auth
 from odin.runtime.audit import AuditLog
@@ -29,6 +30,7 @@ from odin.runtime.audit_sink import remote_sink
 from odin.runtime.config import ConfigError, load_config
 from odin.runtime.interceptors import DecodeGuard, ErrorInterceptor
 from odin.runtime.logs import configure_logging
+from odin.runtime.metrics import MetricsEndpoint, RpcMetrics
 from odin.runtime.tokens import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 
 log = logging.getLogger("odin.runtime")
@@ -59,6 +61,8 @@ class ServerConfig:
     # Proxies in front of this service whose `x-forwarded-for` entries are trusted (1 behind Envoy, 0 when
     # clients connect directly): the client address of audit records and of the login throttle.
     trusted_proxy_hops: int = 0
+    # host:port for Prometheus metrics (`/metrics`: RPCs, and what the service adds); empty: none.
+    metrics_address: str = ""
 
 
 DependencyCheck = Callable[[], Awaitable[bool]]
@@ -78,11 +82,15 @@ class ServiceRuntime:
         self._health = health.aio.HealthServicer()
         self.auth = auth.interceptor_from_config(config)
         self.audit = AuditLog(name, config.trusted_proxy_hops)
+        # Every process has its own registry: services add their own metrics to it (`metrics_registry`).
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.rpc_metrics = RpcMetrics(self.metrics_registry, name)
+        self._metrics_endpoint: MetricsEndpoint | None = None
         # Order matters: errors map everything; the audit recorder sees refused calls too; the decode
         # guard runs after authentication (see DecodeGuard).
         self.server = aio.server(
-            interceptors=[ErrorInterceptor(), self.audit.recorder, self.auth, self.audit.actor, *interceptors,
-                          DecodeGuard()],
+            interceptors=[ErrorInterceptor(self.rpc_metrics), self.audit.recorder, self.auth, self.audit.actor,
+                          *interceptors, DecodeGuard()],
             options=_channel_options(config.max_message_bytes),
         )
 
@@ -107,7 +115,7 @@ class ServiceRuntime:
         self._cleanups.append(cleanup)
 
     async def start(self) -> int:
-        auth.check_configured(self.auth, "ODIN_" + self.name.upper().replace("-", "_"))
+        auth.check_configured(self.auth, _env_prefix(self.name))
         await self._start_audit()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
         _enable_reflection([*self._service_names, HEALTH_SERVICE], self.server)
@@ -115,6 +123,11 @@ class ServiceRuntime:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port}")
         await self.server.start()
+        if self.config.metrics_address:
+            try:
+                self._metrics_endpoint = MetricsEndpoint(self.config.metrics_address, self.metrics_registry)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{_env_prefix(self.name)}_METRICS_ADDRESS: {exc}") from None
         await self._refresh_health()
         log.info("serving", extra={"address": f"{self.config.host}:{self.port}", "services": self._service_names})
         return self.port
@@ -138,6 +151,8 @@ class ServiceRuntime:
         await self.audit.sink.close(timeout=min(5.0, self.config.grace_seconds))
         for cleanup in reversed(self._cleanups):
             await cleanup()
+        if self._metrics_endpoint is not None:
+            await asyncio.to_thread(self._metrics_endpoint.close)
         log.info("stopped")
 
     async def _start_audit(self) -> None:
@@ -260,3 +275,7 @@ def serve_main(
         log.error("configuration error", extra={"error": str(exc)})
         return 2
     return 0
+
+
+def _env_prefix(name: str) -> str:
+    return "ODIN_" + name.upper().replace("-", "_")
