@@ -52,6 +52,7 @@ def _auth_env(state: Path, addr: Mapping[str, str]) -> dict[str, str]:
         "ODIN_AUTH_BOOTSTRAP_ADMIN_USERNAME": DEV_ADMIN,
         "ODIN_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE": str(state / "admin-password"),
         "ODIN_AUTH_BOOTSTRAP_SERVICE_TOKEN_FILE": str(state / "service-token"),
+        "ODIN_AUTH_REFLECT_SUITE": "true",  # the gateway routes grpc.reflection here
     }
 
 

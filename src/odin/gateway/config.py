@@ -123,7 +123,9 @@ def render(settings: GatewaySettings) -> str:
 
 def _open_paths(methods: list[Method]) -> list[str]:
     """The gRPC and HTTP paths that need no token; HTTP paths with variables cannot be open."""
-    paths = ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/healthz"]
+    paths = ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/healthz",
+             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+             "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"]
     for method in methods:
         if method.is_open:
             paths.append(method.grpc_path)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
@@ -63,6 +64,9 @@ class ServerConfig:
     trusted_proxy_hops: int = 0
     # host:port for Prometheus metrics (`/metrics`: RPCs, and what the service adds); empty: none.
     metrics_address: str = ""
+    # Answer server reflection for every public service of the suite (the gateway's descriptor set), not only
+    # this one's: the gateway routes grpc.reflection to one such service, so `grpcurl GATEWAY list` works.
+    reflect_suite: bool = False
 
 
 DependencyCheck = Callable[[], Awaitable[bool]]
@@ -118,7 +122,7 @@ class ServiceRuntime:
         auth.check_configured(self.auth, _env_prefix(self.name))
         await self._start_audit()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
-        _enable_reflection([*self._service_names, HEALTH_SERVICE], self.server)
+        _enable_reflection([*self._service_names, HEALTH_SERVICE], self.server, self.config.reflect_suite)
         self.port = self.server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port}")
@@ -199,11 +203,16 @@ def _channel_options(max_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-def _enable_reflection(service_names: list[str], server: aio.Server) -> None:
-    """Serves reflection as v1alpha (grpcio-reflection) and v1, whose messages are wire-identical."""
+def _enable_reflection(service_names: list[str], server: aio.Server, suite: bool = False) -> None:
+    """Serves reflection as v1alpha (grpcio-reflection) and v1, whose messages are wire-identical; with `suite`,
+    for every public service of the suite, from the gateway's descriptor set."""
+    pool = None
+    if suite:
+        pool, public = _suite_descriptors()
+        service_names = sorted({*service_names, *public})
     names = [*service_names, reflection.SERVICE_NAME, REFLECTION_V1]
-    servicer = reflection.aio.ReflectionServicer(names)
-    reflection.enable_server_reflection(names, server)
+    servicer = reflection.aio.ReflectionServicer(names, pool=pool)
+    reflection.enable_server_reflection(names, server, pool=pool)
     v1 = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
@@ -211,6 +220,22 @@ def _enable_reflection(service_names: list[str], server: aio.Server) -> None:
     )
     v1_service = grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1})
     server.add_generic_rpc_handlers((v1_service,))
+
+
+def _suite_descriptors() -> tuple[descriptor_pool.DescriptorPool, list[str]]:
+    """A pool with the gateway's descriptor set (every public service, health, google.rpc) and reflection."""
+    from odin.gateway.methods import DESCRIPTOR_SET, PUBLIC_SERVICES
+
+    pool = descriptor_pool.DescriptorPool()
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes()).file
+    known = {f.name for f in files}
+    for file in files:
+        pool.Add(file)
+    proto = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(proto)
+    if proto.name not in known:
+        pool.Add(proto)
+    return pool, sorted(PUBLIC_SERVICES)
 
 
 C = TypeVar("C", bound=ServerConfig)
