@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from audit_harness import LiveSuite
+from support.live_suite import LiveSuite
 from support.waiting import assert_eventually
 
 from odin.auth.v1 import auth_pb2, auth_pb2_grpc

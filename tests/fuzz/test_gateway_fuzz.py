@@ -20,13 +20,13 @@ import urllib.parse
 
 import grpc
 import pytest
-from fuzz_harness import LiveSuite
 from fuzz_messages import json_body, malformed_bytes, message_bytes, path_segments, query_values
 from google.protobuf import descriptor as d
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.live_suite import LiveSuite
 
 import odin.auth.v1.auth_pb2
 import odin.midgard.v1.midgard_pb2

@@ -7,7 +7,7 @@ import http.client
 import json
 
 import grpc
-from fuzz_harness import LiveSuite
+from support.live_suite import LiveSuite
 from support.rpc_errors import rpc_failure
 
 from odin.auth.v1 import auth_pb2

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Callable
 from typing import Any
 
-from grpc import aio
-
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
-from odin.cli.output import message_dict, print_error, print_json, short_time, table
-from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
+from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
+from odin.client import ServiceAddresses
 from odin.client.channel import call_metadata, open_channel
 from odin.client.login import current_token, session_path
 from odin.client.paging import collect_pages
@@ -43,15 +39,7 @@ def _positive(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_audit(args))
-    except aio.AioRpcError as exc:
-        print_error(from_rpc_error(exc), args.json)
-    except OdinError as exc:
-        print_error(exc, args.json)
-    except ConfigurationError as exc:
-        print(f"odin: {exc}", file=sys.stderr)
-    return 1
+    return run_reporting_errors(_audit(args), args.json)
 
 
 async def _audit(args: argparse.Namespace) -> int:

@@ -135,12 +135,13 @@ def summary_line(error: OdinError) -> str:
 
 
 def run_reporting_errors(work: Coroutine[Any, Any, int], as_json: bool) -> int:
-    """Runs a command's coroutine; a failed call becomes a message and exit code 1, never a traceback."""
+    """Runs a command's coroutine; a failed call or a bad setting becomes a message and exit code 1, never a
+    traceback. Every command kit runs its commands through here."""
     try:
         return asyncio.run(work)
     except aio.AioRpcError as exc:
         print_error(from_rpc_error(exc), as_json)
-    except OdinError as exc:
+    except OdinError as exc:  # ConfigurationError (a bad setting) included
         print_error(exc, as_json)
     return 1
 

@@ -20,8 +20,8 @@ from grpc import aio
 
 from odin.auth.v1 import auth_pb2 as pb
 from odin.auth.v1 import auth_pb2_grpc as pb_grpc
-from odin.cli.output import message_dict, print_error, print_json, short_time, table
-from odin.client import ConfigurationError, OdinError, ServiceAddresses, from_rpc_error
+from odin.cli.output import message_dict, print_json, run_reporting_errors, short_time, table
+from odin.client import ServiceAddresses
 from odin.client.channel import call_metadata, open_channel
 from odin.client.login import current_token, load_session, save_session, session_path
 from odin.client.paging import collect_pages
@@ -117,13 +117,7 @@ def _run(action: Action) -> Callable[[argparse.Namespace], int]:
             async with cli.channel:
                 return await action(args, cli)
 
-        try:
-            return asyncio.run(go())
-        except aio.AioRpcError as exc:
-            print_error(from_rpc_error(exc), args.json)
-        except (OdinError, ConfigurationError) as exc:
-            print_error(exc, args.json) if isinstance(exc, OdinError) else print(f"odin: {exc}", file=sys.stderr)
-        return 1
+        return run_reporting_errors(go(), args.json)
 
     return handler
 

@@ -146,6 +146,8 @@ export function JobPage({ id }: { id: string }): ReactNode {
         const snapshot = await refreshAll(signal);
         snapshotSeq = snapshot?.lastEventSeq ?? 0n;
         jobState = snapshot?.state ?? Job_State.UNSPECIFIED;
+        // Let the snapshot be drawn before the replay (thousands of events for a large job) is parsed.
+        await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
       }
       markLive();
       for await (const message of scheduler.watchJob({ name, afterSeq: cursor }, { signal })) {
