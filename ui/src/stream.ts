@@ -66,3 +66,20 @@ export function useFrameBatch(): (fn: () => void) => void {
   });
   return batch;
 }
+
+/**
+ * For loops that consume a fast stream (a log read from the store, a job's replay): messages already
+ * buffered are handed over as microtasks, one after the other, and would keep the main thread for
+ * as long as they last. The returned function yields to the event loop (so frames are drawn and
+ * input is handled) once `budgetMs` of work went by since the last yield; otherwise it costs nothing.
+ */
+export function timeSlicer(budgetMs = 20): () => Promise<void> | undefined {
+  let since = performance.now();
+  return () => {
+    if (performance.now() - since < budgetMs) return undefined;
+    return new Promise<void>((resolve) => setTimeout(() => {
+      since = performance.now();
+      resolve();
+    }, 0));
+  };
+}

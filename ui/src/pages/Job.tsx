@@ -5,7 +5,7 @@ import { Confirm, duration, ErrorBox, LinkBadge, StateBadge, time } from "../com
 import { Dag, type DagNode, type NodeState } from "../components/Dag";
 import { JobEvent_Type, Job_State, Task_State, type Job, type JobEvent, type Task } from "../gen/odin/scheduler/v1/scheduler_pb";
 import { href } from "../router";
-import { resilient, useFrameBatch, type Link } from "../stream";
+import { resilient, timeSlicer, useFrameBatch, type Link } from "../stream";
 
 const TERMINAL = new Set([Job_State.SUCCEEDED, Job_State.FAILED, Job_State.CANCELLED]);
 
@@ -109,6 +109,7 @@ export function JobPage({ id }: { id: string }): ReactNode {
     let jobState = Job_State.UNSPECIFIED;
     const queue: JobEvent[] = [];
     attempts.current = new Map(); // the replay from the first event rebuilds it (after a retry too)
+    const slice = timeSlicer();
 
     function apply(): void {
       const events = queue.splice(0);
@@ -171,6 +172,7 @@ export function JobPage({ id }: { id: string }): ReactNode {
         }
         queue.push(e);
         batch(apply);
+        await slice();
       }
       // The server ends the stream after the job's last event (or when it stops: then reconnect).
       return TERMINAL.has(jobState);

@@ -7,7 +7,7 @@ import { problem, scheduler, type ApiProblem } from "../api";
 import { ErrorBox, LinkBadge, StateBadge } from "../components/common";
 import { Task_State, type Task } from "../gen/odin/scheduler/v1/scheduler_pb";
 import { href, navigate, useRoute } from "../router";
-import { resilient, useFrameBatch, type Link } from "../stream";
+import { resilient, timeSlicer, useFrameBatch, type Link } from "../stream";
 
 const ROW = 18;
 const OVERSCAN = 20;
@@ -142,11 +142,13 @@ export function LogsPage({ job, task }: { job: string; task: string }): ReactNod
     text.current = new LogBytes();
     setVersion((v) => v + 1);
     let next = 0n;
+    const slice = timeSlicer();
     void resilient(async (signal, markLive) => {
       for await (const piece of scheduler.streamTaskLogs({ name, follow: true, offset: next, attempt }, { signal })) {
         markLive();
         next = piece.offset + BigInt(text.current.append(piece.data));
         batch(() => setVersion((v) => v + 1));
+        await slice();
       }
       return true;
     }, stop.signal, (s) => {
