@@ -143,7 +143,7 @@ def test_concurrent_updates_one_wins_nothing_lost(pipelines_service: ServiceProc
         try:
             return str(api.UpdatePipeline(pb.UpdatePipelineRequest(
                 name="pipelines/race", expected_revision=base.etag,
-                upsert_files=[pb.PipelineFile(path="n", content=str(n))]), timeout=10).pipeline.etag)
+                upsert_files=[pb.PipelineFile(path="n", content=str(n + 1))]), timeout=10).pipeline.etag)
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.ABORTED
             return "aborted"
