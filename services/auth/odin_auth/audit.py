@@ -48,7 +48,6 @@ _TEXT_FIELDS = ("actor", "method", "resource", "project", "request_id", "result"
 _MAX_TEXT = 1024
 _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{0,62}$")
 # The suite's robot: until it has its own role (Role.SERVICE) it is an admin known by this name.
-SERVICE_USER = "odin-system"
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
 # WriteAuditRecords is further limited to the robot by the handler (and SERVICE_CALLS lets it through).
 ROLES: dict[str, Role] = {"WriteAuditRecords": Role.ADMIN, "ListAuditRecords": Role.ADMIN}
@@ -118,7 +117,7 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
     async def WriteAuditRecords(self, request: pb.WriteAuditRecordsRequest, context: Any
                                 ) -> pb.WriteAuditRecordsResponse:
         caller = current_identity()
-        if not (caller.is_service or caller.username == SERVICE_USER):
+        if not caller.is_service:  # the robot (odin_auth.robot migrates an old admin robot to this role)
             raise PermissionDenied("only the Odin services write audit records", reason="ROLE_REQUIRED",
                                    metadata={"required_role": "service"})
         _check_records(request.records)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from odin.runtime.errors import NotFound, PermissionDenied
+from odin.runtime.errors import NotFound
+from odin.runtime.projects import check_role
 from odin.runtime.tokens import DEFAULT_PROJECT, Identity, Role
 
 ANONYMOUS = "users/anonymous"
@@ -35,14 +36,7 @@ class Caller:
     def require(self, project: str, role: Role, not_found: NotFound) -> Role:
         """The caller's role in `project`; `not_found` for a non-member (no existence leak), PERMISSION_DENIED
         for a member below `role`."""
-        granted = self.role_in(project)
-        if granted < Role.VIEWER:
-            raise not_found
-        if granted < role:
-            raise PermissionDenied(f"this needs the {role.name.lower()} role in project {project!r}",
-                                   reason="PROJECT_ROLE_REQUIRED",
-                                   metadata={"project": f"projects/{project}", "required_role": role.name.lower()})
-        return granted
+        return check_role(self.role_in(project), project, role, not_found=not_found)
 
 
 def current_caller() -> Caller:

@@ -14,7 +14,7 @@ import re
 from odin.runtime.errors import InvalidArgument, NotFound, PermissionDenied
 from odin.runtime.tokens import DEFAULT_PROJECT, Identity, Role
 
-__all__ = ["DEFAULT_PROJECT", "PROJECT_ID", "project_id", "project_name", "require_project_role"]
+__all__ = ["DEFAULT_PROJECT", "PROJECT_ID", "check_role", "project_id", "project_name", "require_project_role"]
 
 PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _PREFIX = "projects/"
@@ -40,8 +40,13 @@ def require_project_role(identity: Identity, project: str, required: Role, *, no
                          ) -> Role:
     """The caller's role in `project`, or NOT_FOUND (not a member: `not_found`, or the project's
     own not-found) / PERMISSION_DENIED (a member without `required`)."""
-    role = identity.project_role(project)
-    if role is Role.ANONYMOUS:
+    return check_role(identity.project_role(project), project, required, not_found=not_found)
+
+
+def check_role(role: Role, project: str, required: Role, *, not_found: NotFound | None = None) -> Role:
+    """`role` (a caller's role in `project`) if it is at least `required`; else NOT_FOUND for a non-member,
+    PERMISSION_DENIED for a member below `required`."""
+    if role < Role.VIEWER:
         raise not_found or NotFound(f"project {project!r} does not exist", reason="PROJECT_NOT_FOUND",
                                     metadata={"project": project_name(project)})
     if role < required:

@@ -12,6 +12,7 @@ every file the scheduler can. So:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pwd
@@ -96,10 +97,12 @@ def clean_environment(env: Mapping[str, str], odin: Mapping[str, str], cwd: Path
     return {**base, **env, **odin}
 
 
+@functools.lru_cache(maxsize=8)
 def searchable_path(path: str) -> str:
     """The PATH entries an unprivileged user can reach: the scheduler's own may point into a private home
     (a virtual environment or pyenv under /root), where `python3` would then fail with "permission denied"
-    instead of resolving to the system's. Empty: the system's directories."""
+    instead of resolving to the system's. Empty: the system's directories. Remembered per PATH value (the
+    scheduler's PATH does not change), so starting a task stats nothing."""
     kept = [entry for entry in path.split(os.pathsep) if entry and _reachable_by_others(Path(entry))]
     return os.pathsep.join(kept) or FALLBACK_PATH
 
